@@ -1,0 +1,34 @@
+# couponapi: `make serve` and `make test` set everything up themselves (venv, packages,
+# a private PostgreSQL). `make help` lists the targets.
+VENV ?= .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.installed
+
+.PHONY: help serve test pytest lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(READY): pyproject.toml scripts/bootstrap-venv
+	./scripts/bootstrap-venv $(VENV)
+	touch $@
+
+serve: $(READY) ## serve the API on :1323 (ARGS="--workers 2 --host 0.0.0.0" to change)
+	$(BIN)/couponapi serve $(ARGS)
+
+test: lint pytest ## lint, type-check, then run the whole test suite
+
+pytest: $(READY) ## run the test suite only (ARGS="-k name" to select)
+	$(BIN)/pytest $(ARGS)
+
+lint: $(READY) ## ruff and mypy --strict
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+format: $(READY) ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean: ## remove the venv and caches (keeps the database in .couponapi)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""couponapi: hands out a limited coupon to a crowd, and never one too many."""

@@ -1,0 +1,65 @@
+"""Reading requests safely: bounded bodies, strict JSON, ids that must parse.
+
+Every failure here is the client's and raises InvalidRequest with its HTTP status; the
+error handlers turn it into a response body, never a stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from starlette.requests import Request
+
+
+class InvalidRequest(Exception):
+    """The request cannot be served as sent: 400 (unreadable), 413 (too big), 422 (invalid)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_uuid(value: str, what: str = "coupon id") -> UUID:
+    """A UUID from a path segment; 400 when it is not one."""
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidRequest(400, f"malformed {what} {value[:64]!r}: expected a UUID") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise InvalidRequest(413, f"request body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InvalidRequest(413, f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, None when empty; 400 when it is not a JSON object."""
+    if not body.strip():
+        return None
+    try:
+        decoded = msgspec.json.decode(body)
+    except msgspec.DecodeError as error:
+        raise InvalidRequest(400, f"malformed JSON body: {error}") from None
+    if not isinstance(decoded, dict):
+        raise InvalidRequest(400, "the JSON body must be an object")
+    return decoded
+
+
+def convert[T](data: dict[str, Any], model: type[T]) -> T:
+    """Validate decoded JSON against a msgspec model; 422 with msgspec's message otherwise."""
+    try:
+        return msgspec.convert(data, model)
+    except msgspec.ValidationError as error:
+        raise InvalidRequest(422, str(error)) from None

@@ -1,0 +1,75 @@
+"""The v1 wire format: the original Go service's field names, so its clients work unchanged."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta
+
+from couponapi.domain import Coupon, Grant
+
+Quantity = Annotated[int, Meta(ge=0, le=2_147_483_647)]
+UserId = Annotated[str, Meta(min_length=1, max_length=128)]
+
+
+class CouponV1(msgspec.Struct):
+    """A coupon as the original answered it (only `id` had a json tag in the Go struct)."""
+
+    id: UUID
+    Name: str | None
+    Type: str
+    Quantity: int
+
+    @classmethod
+    def of(cls, coupon: Coupon) -> CouponV1:
+        """The wire form of a domain coupon."""
+        return cls(id=coupon.id, Name=coupon.name, Type=coupon.type, Quantity=coupon.quantity)
+
+
+class CouponCreateV1(msgspec.Struct, forbid_unknown_fields=False):
+    """The create body; field names match case-insensitively, as Go's binder did."""
+
+    Type: Annotated[str, Meta(min_length=1, max_length=100)]
+    Amount: Quantity
+    Id: UUID | None = None
+    Name: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class GiveV1(msgspec.Struct, forbid_unknown_fields=False):
+    """The optional give body; the X-User-Id header does the same."""
+
+    userId: UserId | None = None
+
+
+class GrantV1(msgspec.Struct):
+    """A successful give: who got which coupon and how many are left."""
+
+    message: str
+    userId: str
+    couponId: UUID
+    quantity: int
+
+    @classmethod
+    def of(cls, grant: Grant) -> GrantV1:
+        """The wire form of a grant, with the original's message text."""
+        return cls(
+            message=f"Coupon Given To User {grant.user_id}!",
+            userId=grant.user_id,
+            couponId=grant.coupon_id,
+            quantity=grant.quantity_left,
+        )
+
+
+class ErrorV1(msgspec.Struct):
+    """The original's error shape."""
+
+    code: int
+    errorDescription: str
+
+
+def canonical_keys(data: dict[str, Any], model: type[msgspec.Struct]) -> dict[str, Any]:
+    """Rename keys that match a field of `model` case-insensitively to the field's own name."""
+    names = {name.lower(): name for name in model.__struct_fields__}
+    return {names.get(key.lower(), key): value for key, value in data.items()}

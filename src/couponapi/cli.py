@@ -1,0 +1,101 @@
+"""The command line: `couponapi serve | migrate | db start|stop|url`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from couponapi.config import Settings
+from couponapi.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from couponapi.db.migrate import ensure_database, migrate_url
+
+
+def _embedded(settings: Settings) -> EmbeddedPostgres:
+    return EmbeddedPostgres(settings.data_dir)
+
+
+async def _prepare(url: str) -> list[str]:
+    await ensure_database(url)
+    return await migrate_url(url)
+
+
+def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The database to use: DATABASE_URL when set, else the private server, started if needed.
+
+    The second item is the private server when this call started it (the caller stops it)."""
+    if settings.database_url:
+        return settings.database_url, None
+    server = _embedded(settings)
+    started = server.start()
+    return server.info().url(), server if started else None
+
+
+def serve(settings: Settings) -> None:
+    """Prepare the database, then serve the API until SIGINT or SIGTERM."""
+    url, started = database_url(settings)
+    try:
+        applied = asyncio.run(_prepare(url))
+        if applied:
+            print(f"applied migrations: {', '.join(applied)}", flush=True)
+        os.environ["DATABASE_URL"] = url  # the workers read their settings from here
+        uvicorn.run(
+            "couponapi.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if started is not None:
+            started.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="couponapi", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="serve the API (starts the private PostgreSQL)")
+    run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port to listen on (default 1323)")
+    run.add_argument("--workers", type=int, help="server processes (default 1)")
+    commands.add_parser("migrate", help="apply the schema migrations and exit")
+    db = commands.add_parser("db", help="the private PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "url"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `couponapi` command."""
+    args = _parser().parse_args(argv)
+    overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k, None))}
+    try:
+        settings = Settings(**overrides)
+        if args.command == "serve":
+            serve(settings)
+        elif args.command == "migrate":
+            url, started = database_url(settings)
+            try:
+                applied = asyncio.run(_prepare(url))
+            finally:
+                if started is not None:
+                    started.stop()
+            print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+        elif args.action == "url":
+            print(_embedded(settings).info().url())
+        elif args.action == "start":
+            server = _embedded(settings)
+            server.start()
+            asyncio.run(_prepare(server.info().url()))
+            print(server.info().url())
+        else:
+            _embedded(settings).stop()
+    except (EmbeddedPostgresError, ValueError, OSError) as error:
+        sys.exit(f"couponapi: {error}")

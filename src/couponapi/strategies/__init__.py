@@ -1,0 +1,19 @@
+"""The ways to give a coupon, one module each; `STRATEGIES` maps a name to its give()."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+import asyncpg
+
+from couponapi.domain import Grant
+from couponapi.strategies import function, locking, naive
+
+Give = Callable[[asyncpg.Pool, UUID, str], Awaitable[Grant]]
+
+STRATEGIES: dict[str, Give] = {
+    "naive": naive.give,
+    "locking": locking.give,
+    "function": function.give,
+}

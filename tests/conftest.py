@@ -1,0 +1,81 @@
+"""Fixtures: one private PostgreSQL per test session, a fresh database per test.
+
+The server is the same launcher `serve` uses. The schema is migrated once into a template
+database; each test gets `CREATE DATABASE ... TEMPLATE`, which copies it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import httpx
+import pytest
+
+from couponapi.app import create_app
+from couponapi.config import Settings
+from couponapi.db.embedded import EmbeddedPostgres, ServerInfo
+from couponapi.db.migrate import ensure_database, migrate_url
+
+TEMPLATE = "couponapi_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[ServerInfo]:
+    """A private PostgreSQL for the whole session, with the migrated template database."""
+    data_dir = Path(tempfile.mkdtemp(prefix="couponapi-test-"))
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    try:
+        info = server.info()
+
+        async def make_template() -> None:
+            await ensure_database(info.url(TEMPLATE))
+            await migrate_url(info.url(TEMPLATE))
+
+        asyncio.run(make_template())
+        yield info
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def database_url(pg_server: ServerInfo) -> AsyncIterator[str]:
+    """The URL of a fresh database, a copy of the migrated template, dropped afterwards."""
+    name = f"test_{uuid4().hex[:16]}"
+    admin = await asyncpg.connect(pg_server.url("postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        yield pg_server.url(name)
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's database, for arranging data and checking results."""
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=20) as test_pool:
+        yield test_pool
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Default settings pointed at the test's database."""
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client wired to the app in-process, its lifespan (and pool) running."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as test_client:
+            yield test_client
