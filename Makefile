@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 
-.PHONY: help serve test pytest lint format clean
+.PHONY: help serve test pytest lint format clean bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,11 @@ lint: $(READY) ## ruff and mypy --strict
 format: $(READY) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
+
+bench: $(READY) ## benchmark suite, ~15 min (ARGS="--quick" for a short run); see benchmarks/results
+	./benchmarks/ensure-tools
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks.run $(ARGS)
 
 clean: ## remove the venv and caches (keeps the database in .couponapi)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -9,10 +10,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from couponapi.api import v1
+from couponapi import claims_service, metrics
+from couponapi.api import health, v1, v2
 from couponapi.api.errors import exception_handlers
-from couponapi.api.openapi import DocumentGenerator, docs_routes
+from couponapi.api.middleware import middleware_stack
+from couponapi.api.openapi import SWAGGER_PAGE, DocumentGenerator, docs_routes
 from couponapi.config import Settings
+from couponapi.dashboard.routes import Dashboard
 from couponapi.db.pool import create_pool
 
 API_INFO = {
@@ -31,9 +35,13 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pool = await create_pool(database_url, settings)
+        sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))
+        sweeper = asyncio.create_task(claims_service.sweep_expired_keys_forever(app.state.pool))
         try:
             yield
         finally:
+            sampler.cancel()
+            sweeper.cancel()
             await app.state.pool.close()
 
     generator = DocumentGenerator(API_INFO)
@@ -42,9 +50,17 @@ def create_app(settings: Settings) -> Starlette:
     def document() -> dict[str, Any]:
         return generator.get_schema(app.routes)
 
+    dashboard = Dashboard()  # the live page, its stats and the race button
     app = Starlette(
-        routes=[*v1.routes(), *docs_routes(document)],
-        exception_handlers=exception_handlers(),
+        routes=[
+            *v1.routes(),
+            *v2.routes(),
+            *docs_routes(document),
+            *health.routes(),
+            *dashboard.routes(),
+        ],
+        exception_handlers=dashboard.count_refusals(exception_handlers()),
+        middleware=middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -1,18 +1,24 @@
-"""The command line: `couponapi serve | migrate | db start|stop|url`."""
+"""The command line: `couponapi serve | migrate | db start|stop|url | loadtest | race`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 
 import uvicorn
 
+from couponapi.admin import kept_or_new_token, token_file
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from couponapi.db.migrate import ensure_database, migrate_url
+from couponapi.loadtest import commands as load_commands
+from couponapi.logging import log_config
+from couponapi.servers import BACKLOG, SERVERS, run_granian
 
 
 def _embedded(settings: Settings) -> EmbeddedPostgres:
@@ -43,6 +49,13 @@ def serve(settings: Settings) -> None:
         if applied:
             print(f"applied migrations: {', '.join(applied)}", flush=True)
         os.environ["DATABASE_URL"] = url  # the workers read their settings from here
+        _admin_token(settings)
+        # Each worker keeps its metrics in files here; /metrics sums them (couponapi.metrics).
+        metrics_dir = tempfile.mkdtemp(prefix="couponapi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        if settings.server == "granian":  # see couponapi.servers and README "Performance"
+            run_granian(settings, log_config(settings.log_level))
+            return
         uvicorn.run(
             "couponapi.app:app_from_environment",
             factory=True,
@@ -53,10 +66,28 @@ def serve(settings: Settings) -> None:
             http="httptools",
             access_log=False,
             timeout_graceful_shutdown=10,
+            proxy_headers=False,  # the app honours X-Forwarded-For from trusted proxies only
+            backlog=BACKLOG,
+            log_config=log_config(settings.log_level),
         )
     finally:
         if started is not None:
             started.stop()
+        shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)
+
+
+def _admin_token(settings: Settings) -> None:
+    """No COUPONAPI_ADMIN_TOKEN: use the one kept in the data directory, or make, keep (0600)
+    and print one, once. Either way the workers get it through the environment."""
+    if settings.admin_token is not None:
+        return
+    token, made = kept_or_new_token(settings.data_dir)
+    os.environ["COUPONAPI_ADMIN_TOKEN"] = token
+    where = token_file(settings.data_dir).resolve()
+    if made:
+        print(f"admin token (kept in {where}, shown only now): {token}", flush=True)
+    else:
+        print(f"admin token: the one kept in {where}", flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,16 +97,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 1323)")
     run.add_argument("--workers", type=int, help="server processes (default 1)")
+    run.add_argument("--server", choices=SERVERS, help="HTTP server (default uvicorn)")
     commands.add_parser("migrate", help="apply the schema migrations and exit")
     db = commands.add_parser("db", help="the private PostgreSQL server")
     db.add_argument("action", choices=["start", "stop", "url"])
+    load_commands.add_parsers(commands)  # loadtest, race
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `couponapi` command."""
     args = _parser().parse_args(argv)
-    overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k, None))}
+    if args.command in load_commands.COMMANDS:
+        sys.exit(load_commands.run_command(args))
+    options = ("host", "port", "workers", "server")
+    overrides = {k: v for k in options if (v := getattr(args, k, None))}
     try:
         settings = Settings(**overrides)
         if args.command == "serve":

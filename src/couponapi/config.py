@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from couponapi.strategies.v2 import CLAIM_STRATEGIES
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(default=1323, ge=1, le=65535, description="Port `serve` listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server processes for `serve`.")
+    server: Literal["uvicorn", "granian"] = Field(
+        default="uvicorn", description="HTTP server `serve` runs (measured: README Performance)."
+    )
     pool_size: int = Field(
         default=10, ge=1, le=200, description="PostgreSQL connections per server process."
     )
@@ -37,6 +43,52 @@ class Settings(BaseSettings):
         default=True,
         description="Serve the unsafe read-then-write give route (a demonstration: it oversells).",
     )
+    enable_race: bool = Field(
+        default=True,
+        description="Let the dashboard's button run the race demo (one request starts "
+        "thousands of claims from this server against itself; switch off when exposed).",
+    )
     max_body_bytes: int = Field(
         default=16_384, ge=256, description="Largest request body accepted (larger: 413)."
     )
+    # Reliability and operations (issue 6): bounds, logs, metrics, abuse limits.
+    lock_timeout_ms: int = Field(
+        default=2_000, ge=0, description="PostgreSQL lock_timeout on pool connections (0: none)."
+    )
+    statement_timeout_ms: int = Field(
+        default=5_000, ge=0, description="PostgreSQL statement_timeout on every pool connection."
+    )
+    log_level: str = Field(default="info", description="Log level of the JSON logs.")
+    access_log: bool = Field(default=False, description="Log one JSON line per request.")
+    metrics: bool = Field(default=True, description="Count requests and claims for /metrics.")
+    rate_limit: float = Field(
+        default=0, ge=0, description="Claims per second per client and process (0: off)."
+    )
+    rate_limit_burst: int = Field(default=20, ge=1, description="Claims a client may burst.")
+    rate_limit_key: str = Field(
+        default="client", pattern="^(client|user)$", description="Rate-limit by client or user."
+    )
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated proxy addresses whose X-Forwarded-For counts."
+    )
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed by CORS (empty: CORS closed)."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the v2 admin routes; `serve` makes one when unset.",
+    )
+    protect_v1_create: bool = Field(
+        default=False, description="Put v1's create route behind the admin token too."
+    )
+    claim_strategy: str = Field(
+        default="group_commit",  # the fastest safe one, measured: README "Performance"
+        description="The v2 claim strategy when a request names none (`?strategy=`).",
+    )
+
+    @field_validator("claim_strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        if name not in CLAIM_STRATEGIES:
+            raise ValueError(f"unknown claim strategy {name!r}: one of {sorted(CLAIM_STRATEGIES)}")
+        return name

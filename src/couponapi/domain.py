@@ -38,6 +38,9 @@ class Grant:
 class CouponError(Exception):
     """Base of every expected failure; the API maps each subclass to one HTTP status."""
 
+    # True when this refusal is the stored first answer to an idempotency key, sent again.
+    replayed = False
+
 
 class CouponNotFound(CouponError):
     """No coupon has this id."""
@@ -69,3 +72,38 @@ class StrategyDisabled(CouponError):
 
 class DatabaseUnavailable(CouponError):
     """PostgreSQL cannot be reached right now; the client should retry shortly."""
+
+
+# v2 (the current API): refusals of claims, releases, redemptions and coupon changes.
+
+
+class LimitReached(CouponError):
+    """The user already holds as many live claims of this coupon as its per-user limit."""
+
+
+class NotActive(CouponError):
+    """The coupon is paused, or the claim came outside [starts_at, ends_at)."""
+
+
+class IdempotencyKeyConflict(CouponError):
+    """The Idempotency-Key was first used for another request."""
+
+
+class ClaimNotFound(CouponError):
+    """No claim has this id, or no claim has this code."""
+
+
+class AlreadyReleased(CouponError):
+    """The claim was given back already; it can be neither released nor redeemed."""
+
+
+class AlreadyRedeemed(CouponError):
+    """The claim's code was spent already; it can be neither released nor redeemed again."""
+
+
+class QuantityBelowClaimed(CouponError):
+    """A coupon's quantity cannot go below what is already claimed."""
+
+
+class InvalidCoupon(CouponError):
+    """The coupon asked for breaks a rule of its own (e.g. a window that ends before it starts)."""

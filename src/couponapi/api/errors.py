@@ -7,16 +7,21 @@ that cannot be reached is 503 with Retry-After; anything else is a 500 with a fi
 
 from __future__ import annotations
 
+import inspect
 import logging
+from typing import cast
 
 import asyncpg
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ExceptionHandler
+from starlette.types import ExceptionHandler, HTTPExceptionHandler
 
+from couponapi import metrics
+from couponapi.api import problems
 from couponapi.api.bodies import InvalidRequest
+from couponapi.api.middleware import OUTCOME_KEY
 from couponapi.api.v1_schemas import ErrorV1
 from couponapi.domain import (
     CouponError,
@@ -26,8 +31,10 @@ from couponapi.domain import (
     SoldOut,
     StrategyDisabled,
 )
+from couponapi.logging import Throttle
 
 log = logging.getLogger(__name__)
+_quiet = Throttle()  # an outage answered 10,000 times a second logs once a second
 
 STATUS_OF: dict[type[CouponError], int] = {
     CouponNotFound: 404,
@@ -35,6 +42,7 @@ STATUS_OF: dict[type[CouponError], int] = {
     DuplicateCoupon: 409,
     StrategyDisabled: 403,
     DatabaseUnavailable: 503,
+    **problems.V2_STATUS_OF,
 }
 RETRY_AFTER_SECONDS = "1"
 
@@ -46,6 +54,10 @@ UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,  # another backend crashed: PostgreSQL restarts every session
+    # asyncpg's protocol caught mid-error when the server vanished (seen when PostgreSQL is
+    # SIGKILLed under load, tests/faults): the connection is dead, a retry gets a new one.
+    asyncpg.InternalClientError,
 )
 
 
@@ -57,6 +69,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 async def _domain(request: Request, error: Exception) -> Response:
     assert isinstance(error, CouponError)
+    request.scope[OUTCOME_KEY] = type(error).__name__  # the claims metric's outcome label
     status = STATUS_OF.get(type(error), 400)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
     return error_response(status, str(error), headers)
@@ -73,10 +86,33 @@ async def _http(request: Request, error: Exception) -> Response:
 
 
 async def _unavailable(request: Request, error: Exception) -> Response:
-    log.warning("database unavailable: %r", error)
+    metrics.database_error("unavailable")
+    if (held := _quiet.allow()) is not None:
+        log.warning("database unavailable: %r (and %d more since the last line)", error, held)
     return error_response(
         503, "the database is unavailable, retry shortly", {"Retry-After": RETRY_AFTER_SECONDS}
     )
+
+
+async def _timed_out(request: Request, error: Exception) -> Response:
+    """A bounded wait ran out: the pool's (no free connection), PostgreSQL's lock_timeout or
+    statement_timeout. The transaction was rolled back: nothing was written. Retry later."""
+    if isinstance(error, asyncpg.LockNotAvailableError):
+        kind, message = "lock_timeout", "timed out waiting for a lock on the coupon"
+    elif isinstance(error, asyncpg.QueryCanceledError):
+        kind, message = "statement_timeout", "the database took too long to answer"
+    else:
+        kind, message = "pool_timeout", "the server is busy: no database connection came free"
+    metrics.database_error(kind)
+    if (held := _quiet.allow()) is not None:
+        log.warning("%s: %r (and %d more since the last line)", kind, error, held)
+    return error_response(503, f"{message}, retry shortly", {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def _bad_text(request: Request, error: Exception) -> Response:
+    """PostgreSQL refused a string (a NUL byte, which `text` cannot hold): the client's."""
+    metrics.database_error("bad_text")
+    return error_response(422, "a text field holds a character PostgreSQL cannot store (NUL)")
 
 
 async def _unexpected(request: Request, error: Exception) -> Response:
@@ -94,4 +130,19 @@ def exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
     }
     for kind in UNAVAILABLE:
         handlers[kind] = _unavailable
-    return handlers
+    for timeout in (TimeoutError, asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError):
+        handlers[timeout] = _timed_out
+    for text in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
+        handlers[text] = _bad_text
+    return {kind: _v2_aware(cast(HTTPExceptionHandler, h)) for kind, h in handlers.items()}
+
+
+def _v2_aware(handler: HTTPExceptionHandler) -> HTTPExceptionHandler:
+    """/api/v2 answers RFC 9457 problem details (api/problems.py); other paths keep v1's shape."""
+
+    async def handle(request: Request, error: Exception) -> Response:
+        answer = handler(request, error)
+        response = await answer if inspect.isawaitable(answer) else answer
+        return problems.as_problem(request, error, response)
+
+    return handle

@@ -131,7 +131,9 @@ class DocumentGenerator(BaseSchemaGenerator):
             response: dict[str, Any] = {"description": text}
             if model is not None:
                 models.append(model)
-                response["content"] = {"application/json": {"schema": _schema_ref(model)}}
+                # A type answered with another media type says so (Problem: problem+json).
+                media_type = getattr(model, "__media_type__", "application/json")
+                response["content"] = {media_type: {"schema": _schema_ref(model)}}
             result["responses"][str(status)] = response
         return result
 

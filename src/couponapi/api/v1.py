@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from couponapi import service
+from couponapi.admin import require_admin
 from couponapi.api.bodies import InvalidRequest, convert, decode_json_object, parse_uuid, read_body
 from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response
@@ -84,6 +85,8 @@ async def list_coupons(request: Request) -> Response:
 )
 async def create_coupon(request: Request) -> Response:
     """Create a coupon."""
+    if _settings(request).protect_v1_create:
+        require_admin(request)
     data = decode_json_object(await read_body(request, _settings(request).max_body_bytes))
     if data is None:
         raise InvalidRequest(422, "a JSON body with Type and Amount is required")
@@ -107,6 +110,8 @@ def give_endpoint(strategy: str, summary: str, description: str) -> Route:
         "naive": "give",
         "locking": "give-transaction",
         "function": "give-transaction-pgfunction",
+        "atomic": "give-atomic",
+        "group_commit": "give-group-commit",
     }
 
     @operation(
@@ -159,5 +164,18 @@ def routes() -> list[BaseRoute]:
             "function",
             "Give with the give_coupon_to_user PL/pgSQL function.",
             "Safe: the function locks the row, checks, decrements and logs in one round trip.",
+        ),
+        give_endpoint(
+            "atomic",
+            "Give with one conditional UPDATE ... RETURNING statement.",
+            "Safe: decrement-if-positive and the ledger insert in one statement, one round "
+            "trip; a sold-out coupon is refused without a lock or a write.",
+        ),
+        give_endpoint(
+            "group_commit",
+            "Give with group commit: concurrent claims share one transaction.",
+            "Safe and fastest under a crowd: concurrent claims for the same coupon in one "
+            "server process are granted together, in arrival order, in one transaction; each "
+            "is answered only after that commit.",
         ),
     ]

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from couponapi.domain import Grant
-from couponapi.strategies import function, locking, naive
+from couponapi.strategies import atomic, function, group_commit, locking, naive
 
 Give = Callable[[asyncpg.Pool, UUID, str], Awaitable[Grant]]
 
@@ -16,4 +16,6 @@ STRATEGIES: dict[str, Give] = {
     "naive": naive.give,
     "locking": locking.give,
     "function": function.give,
+    "atomic": atomic.give,
+    "group_commit": group_commit.give,
 }

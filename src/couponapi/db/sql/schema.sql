@@ -62,3 +62,426 @@ begin
     end if;
 end;
 $$ LANGUAGE plpgsql;
+
+-- The current API (v2): real users, a per-user limit, a claim window, pause, codes, release,
+-- redemption, idempotent retries, and a ledger of every change. Every rule lives here, in
+-- PostgreSQL, so it holds across any number of server processes.
+
+-- coupon.quantity stays "what is left" (v1's give paths decrement it, v2's claim paths too);
+-- total_quantity is what exists in all, so claimed = total_quantity - quantity.
+ALTER TABLE coupon
+    ADD COLUMN total_quantity integer,
+    ADD COLUMN per_user_limit integer     NOT NULL DEFAULT 1
+        CONSTRAINT coupon_per_user_limit_positive CHECK (per_user_limit >= 1),
+    ADD COLUMN starts_at      timestamptz,
+    ADD COLUMN ends_at        timestamptz,
+    ADD COLUMN paused         boolean     NOT NULL DEFAULT false,
+    ADD COLUMN created_at     timestamptz NOT NULL DEFAULT now();
+-- Coupons from before v2: what exists is what is left plus what v1 gave.
+UPDATE coupon
+SET total_quantity = quantity + (SELECT count(*)
+                                 FROM coupon_given_events e
+                                 WHERE e.couponid = coupon.id::text);
+ALTER TABLE coupon
+    ALTER COLUMN total_quantity SET NOT NULL,
+    -- A release gives one back (quantity + 1): never more back than exists.
+    ADD CONSTRAINT coupon_quantity_within_total CHECK (quantity <= total_quantity),
+    ADD CONSTRAINT coupon_window_ordered CHECK (starts_at < ends_at);
+CREATE INDEX coupon_created_idx ON coupon (created_at, id);
+
+-- An insert that names only quantity (v1's shape, scripts, old clients) means "all of it is
+-- left": total_quantity defaults to quantity. A column DEFAULT cannot refer to another column.
+CREATE FUNCTION coupon_total_defaults_to_quantity() RETURNS trigger
+    LANGUAGE plpgsql AS
+$$
+BEGIN
+    NEW.total_quantity := coalesce(NEW.total_quantity, NEW.quantity);
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER coupon_total_defaults_to_quantity
+    BEFORE INSERT ON coupon
+    FOR EACH ROW EXECUTE FUNCTION coupon_total_defaults_to_quantity();
+
+-- One coupon held by one user. 'claimed' and 'redeemed' are live (they count against the
+-- quantity and the per-user limit); 'released' gave the coupon back.
+CREATE TABLE claim
+(
+    id          uuid        NOT NULL
+        CONSTRAINT claim_pk PRIMARY KEY,
+    coupon_id   uuid        NOT NULL
+        CONSTRAINT claim_coupon_fk REFERENCES coupon (id),
+    user_id     text        NOT NULL,
+    -- Random (made by Python's `secrets`), never derived from an id; what the user types.
+    code        text        NOT NULL
+        CONSTRAINT claim_code_unique UNIQUE,
+    status      text        NOT NULL DEFAULT 'claimed'
+        CONSTRAINT claim_status_known CHECK (status IN ('claimed', 'released', 'redeemed')),
+    claimed_at  timestamptz NOT NULL,
+    released_at timestamptz,
+    redeemed_at timestamptz
+);
+-- The per-user limit counts a user's live claims on one coupon through this index.
+CREATE INDEX claim_coupon_user_idx ON claim (coupon_id, user_id);
+-- Cursor pagination: a coupon's claims and a user's claims, oldest first.
+CREATE INDEX claim_coupon_claimed_idx ON claim (coupon_id, claimed_at, id);
+CREATE INDEX claim_user_claimed_idx ON claim (user_id, claimed_at, id);
+-- A coupon's `redeemed` count reads only the redeemed claims.
+CREATE INDEX claim_redeemed_idx ON claim (coupon_id) WHERE status = 'redeemed';
+
+-- The v2 ledger: one row per grant, release and redemption, written in the transaction that
+-- makes the change (the original coupon_given_events stays v1's ledger of grants).
+CREATE TABLE claim_event
+(
+    id          bigint      GENERATED ALWAYS AS IDENTITY
+        CONSTRAINT claim_event_pk PRIMARY KEY,
+    claim_id    uuid        NOT NULL
+        CONSTRAINT claim_event_claim_fk REFERENCES claim (id),
+    coupon_id   uuid        NOT NULL,
+    user_id     text        NOT NULL,
+    kind        text        NOT NULL
+        CONSTRAINT claim_event_kind_known CHECK (kind IN ('granted', 'released', 'redeemed')),
+    occurred_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX claim_event_coupon_idx ON claim_event (coupon_id);
+CREATE INDEX claim_event_claim_idx ON claim_event (claim_id);
+
+-- Idempotent retries: the first answer (status and body, failures included) to a key, kept at
+-- least 24 hours. request_hash is the hash of what was asked (coupon and user): the same key
+-- with another request is refused. claim_coupons_v1 deletes an expired key when it is used
+-- again; delete_expired_idempotency_keys (queries.sql) sweeps the rest periodically.
+CREATE TABLE idempotency_key
+(
+    key          text        NOT NULL
+        CONSTRAINT idempotency_key_pk PRIMARY KEY,
+    request_hash text        NOT NULL,
+    status       integer,
+    body         jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX idempotency_key_created_idx ON idempotency_key (created_at);
+
+-- ISO 8601 in UTC with a Z, whatever the session's TimeZone.
+CREATE FUNCTION iso_utc_v1(p_at timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$
+SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+-- Claim one coupon for each element of the arrays, in their order (arrival order), in one
+-- transaction: the one-at-a-time path calls it with arrays of one, a group-commit batcher
+-- with many. Element i asks for p_coupon_id on behalf of p_user_ids[i], with p_codes[i] as
+-- its code if granted and p_idempotency_keys[i] / p_request_hashes[i] (both NULL: no key).
+-- One row per element: ord (1-based), outcome, status (HTTP), body (the answer).
+--   granted       201, body is the claim
+--   replayed      the key was answered before (another transaction, or an earlier element
+--                 of this batch): that answer's status and body, failures included
+--   sold_out      409    limit_reached 409    not_active 409 (paused or outside the window)
+--   not_found     404    key_conflict  422 (the key was used for another request; not stored)
+-- Failure bodies are {"outcome", "detail"}; every answer to a key is stored for replay.
+CREATE FUNCTION claim_coupons_v1(
+    p_coupon_id uuid,
+    p_user_ids text[],
+    p_codes text[],
+    p_idempotency_keys text[],
+    p_request_hashes text[],
+    p_now timestamptz DEFAULT now()
+)
+    RETURNS TABLE (ord integer, outcome text, status integer, body jsonb)
+    LANGUAGE plpgsql AS
+$$
+#variable_conflict use_column
+DECLARE
+    n          integer := coalesce(cardinality(p_user_ids), 0);
+    v_coupon   coupon%ROWTYPE;
+    v_found    boolean;
+    v_left     integer;
+    v_live     jsonb;            -- user_id -> live claims on this coupon (loaded when needed)
+    v_mine     text[];           -- keys this call reserved
+    v_answers  jsonb := '{}';    -- key -> {hash, status, body}: stored or answered here
+    v_user     text;
+    v_key      text;
+    v_held     integer;
+    v_id       uuid;
+    v_ids      uuid[]  := '{}';
+    v_users    text[]  := '{}';
+    v_codes    text[]  := '{}';
+BEGIN
+    IF coalesce(cardinality(p_codes), 0) <> n
+        OR coalesce(cardinality(p_idempotency_keys), 0) <> n
+        OR coalesce(cardinality(p_request_hashes), 0) <> n THEN
+        RAISE EXCEPTION 'claim_coupons_v1: the four arrays must have the same length'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- THE LOCK. Every path that creates or releases a claim locks the coupon row first, so
+    -- they queue here one at a time: v_left below is what the previous holder committed and
+    -- cannot oversell. Under READ COMMITTED each later statement (in PL/pgSQL too) takes a
+    -- fresh snapshot, so the count of the user's live claims below sees every claim committed
+    -- before we got the lock: the per-user limit cannot be exceeded either. Lock order is
+    -- always coupon row -> idempotency keys (sorted) -> claim rows, so no deadlock.
+    -- NO KEY UPDATE is what an UPDATE of quantity takes anyway; it leaves foreign-key checks
+    -- (claim inserts) unblocked.
+    SELECT * INTO v_coupon FROM coupon WHERE id = p_coupon_id FOR NO KEY UPDATE;
+    v_found := FOUND;
+    v_left := v_coupon.quantity;
+
+    IF EXISTS (SELECT 1 FROM unnest(p_idempotency_keys) AS k WHERE k IS NOT NULL) THEN
+        -- A key older than 24 hours is forgotten, so a client may use it again.
+        DELETE FROM idempotency_key
+        WHERE key = ANY (p_idempotency_keys) AND created_at < p_now - interval '24 hours';
+        -- Reserve the keys in sorted order (two batches never wait on each other's keys in a
+        -- cycle). A key another transaction is writing makes this INSERT wait for it; once it
+        -- committed, ON CONFLICT skips the key and the SELECT after it (a fresh snapshot)
+        -- reads that transaction's stored answer. A key it rolled back is ours.
+        WITH reserved AS (
+            INSERT INTO idempotency_key (key, request_hash, created_at)
+            SELECT k, h, p_now
+            FROM (SELECT DISTINCT ON (k) k, h
+                  FROM unnest(p_idempotency_keys, p_request_hashes)
+                           WITH ORDINALITY AS e(k, h, i)
+                  WHERE k IS NOT NULL
+                  ORDER BY k, i) AS firsts
+            ORDER BY k
+            ON CONFLICT (key) DO NOTHING
+            RETURNING key)
+        SELECT coalesce(array_agg(key), '{}') INTO v_mine FROM reserved;
+        SELECT coalesce(jsonb_object_agg(
+                   key, jsonb_build_object('hash', request_hash, 'status', status, 'body', body)),
+               '{}')
+        INTO v_answers
+        FROM idempotency_key
+        WHERE key = ANY (p_idempotency_keys) AND NOT key = ANY (v_mine);
+    END IF;
+
+    FOR i IN 1 .. n LOOP
+        ord := i;
+        v_user := p_user_ids[i];
+        v_key := p_idempotency_keys[i];
+        IF v_key IS NOT NULL AND v_answers ? v_key THEN
+            IF v_answers -> v_key ->> 'hash' IS DISTINCT FROM p_request_hashes[i] THEN
+                outcome := 'key_conflict';
+                status := 422;
+                body := jsonb_build_object('outcome', outcome, 'detail',
+                    'this Idempotency-Key was used for another request');
+            ELSE
+                outcome := 'replayed';
+                status := (v_answers -> v_key ->> 'status')::integer;
+                body := v_answers -> v_key -> 'body';
+            END IF;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+
+        IF NOT v_found THEN
+            outcome := 'not_found';
+            status := 404;
+            body := jsonb_build_object('outcome', outcome, 'detail',
+                format('coupon %s not found', p_coupon_id));
+        ELSIF v_coupon.paused THEN
+            outcome := 'not_active';
+            status := 409;
+            body := jsonb_build_object('outcome', outcome, 'detail',
+                format('coupon %s is paused', p_coupon_id));
+        ELSIF p_now < v_coupon.starts_at THEN
+            outcome := 'not_active';
+            status := 409;
+            body := jsonb_build_object('outcome', outcome, 'detail',
+                format('coupon %s opens at %s', p_coupon_id, iso_utc_v1(v_coupon.starts_at)));
+        ELSIF p_now >= v_coupon.ends_at THEN
+            outcome := 'not_active';
+            status := 409;
+            body := jsonb_build_object('outcome', outcome, 'detail',
+                format('coupon %s closed at %s', p_coupon_id, iso_utc_v1(v_coupon.ends_at)));
+        ELSIF v_left < 1 THEN
+            -- Checked before the limit: under a crowd most late arrivals stop here, with no query.
+            outcome := 'sold_out';
+            status := 409;
+            body := jsonb_build_object('outcome', outcome, 'detail',
+                format('coupon %s has run out', p_coupon_id));
+        ELSE
+            IF v_live IS NULL THEN
+                -- Once per call, after the lock: every committed live claim of these users.
+                SELECT coalesce(jsonb_object_agg(user_id, held), '{}')
+                INTO v_live
+                FROM (SELECT user_id, count(*) AS held
+                      FROM claim
+                      WHERE coupon_id = p_coupon_id
+                        AND user_id = ANY (p_user_ids)
+                        AND status <> 'released'
+                      GROUP BY user_id) AS live;
+            END IF;
+            v_held := coalesce((v_live ->> v_user)::integer, 0);
+            IF v_held >= v_coupon.per_user_limit THEN
+                outcome := 'limit_reached';
+                status := 409;
+                body := jsonb_build_object('outcome', outcome, 'detail',
+                    format('user %s already holds %s claim(s) of coupon %s (the limit)',
+                           v_user, v_held, p_coupon_id));
+            ELSE
+                v_id := gen_random_uuid();
+                v_ids := v_ids || v_id;
+                v_users := v_users || v_user;
+                v_codes := v_codes || p_codes[i];
+                v_left := v_left - 1;
+                -- Grants earlier in this batch count against the limit too.
+                v_live := jsonb_set(v_live, ARRAY [v_user], to_jsonb(v_held + 1));
+                outcome := 'granted';
+                status := 201;
+                body := jsonb_build_object(
+                    'id', v_id, 'coupon_id', p_coupon_id, 'user_id', v_user,
+                    'code', p_codes[i], 'status', 'claimed', 'claimed_at', iso_utc_v1(p_now));
+            END IF;
+        END IF;
+        IF v_key IS NOT NULL THEN
+            v_answers := v_answers || jsonb_build_object(v_key, jsonb_build_object(
+                'hash', p_request_hashes[i], 'status', status, 'body', body));
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+
+    IF cardinality(v_ids) > 0 THEN
+        INSERT INTO claim (id, coupon_id, user_id, code, status, claimed_at)
+        SELECT g.id, p_coupon_id, g.user_id, g.code, 'claimed', p_now
+        FROM unnest(v_ids, v_users, v_codes) AS g(id, user_id, code);
+        INSERT INTO claim_event (claim_id, coupon_id, user_id, kind, occurred_at)
+        SELECT g.id, p_coupon_id, g.user_id, 'granted', p_now
+        FROM unnest(v_ids, v_users) AS g(id, user_id);
+        UPDATE coupon SET quantity = quantity - cardinality(v_ids) WHERE id = p_coupon_id;
+    END IF;
+    IF cardinality(v_mine) > 0 THEN
+        UPDATE idempotency_key AS k
+        SET status = (v_answers -> k.key ->> 'status')::integer,
+            body   = v_answers -> k.key -> 'body'
+        WHERE k.key = ANY (v_mine);
+    END IF;
+END;
+$$;
+
+-- Give a claim back: its coupon returns to what is left. Outcomes: released (body is the
+-- claim), not_found, already_released, already_redeemed (nothing changes for those).
+CREATE FUNCTION release_claim_v1(p_claim_id uuid, p_now timestamptz DEFAULT now())
+    RETURNS TABLE (outcome text, claim_status text, coupon_id uuid)
+    LANGUAGE plpgsql AS
+$$
+#variable_conflict use_column
+DECLARE
+    v_coupon_id uuid;
+    v_status    text;
+    v_user      text;
+BEGIN
+    -- A claim's coupon never changes, so reading it without a lock is safe.
+    SELECT c.coupon_id INTO v_coupon_id FROM claim AS c WHERE c.id = p_claim_id;
+    IF NOT FOUND THEN
+        outcome := 'not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- Lock order coupon row -> claim row, as in claim_coupons_v1: no deadlock. Holding the
+    -- coupon row, the quantity we give back cannot race a grant: no oversell.
+    PERFORM 1 FROM coupon WHERE id = v_coupon_id FOR NO KEY UPDATE;
+    -- The claim row lock: a second release (or a redemption) waits, then reads our status.
+    SELECT c.status, c.user_id INTO v_status, v_user
+    FROM claim AS c WHERE c.id = p_claim_id FOR UPDATE;
+    coupon_id := v_coupon_id;
+    claim_status := v_status;
+    IF v_status <> 'claimed' THEN
+        outcome := 'already_' || v_status;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE claim SET status = 'released', released_at = p_now WHERE id = p_claim_id;
+    UPDATE coupon SET quantity = quantity + 1 WHERE id = v_coupon_id;
+    INSERT INTO claim_event (claim_id, coupon_id, user_id, kind, occurred_at)
+    VALUES (p_claim_id, v_coupon_id, v_user, 'released', p_now);
+    outcome := 'released';
+    claim_status := 'released';
+    RETURN NEXT;
+END;
+$$;
+
+-- Spend a code, exactly once. Outcomes: redeemed, not_found, already_redeemed,
+-- already_released; the claim's id comes back with every outcome but not_found.
+CREATE FUNCTION redeem_claim_v1(p_code text, p_now timestamptz DEFAULT now())
+    RETURNS TABLE (outcome text, claim_id uuid)
+    LANGUAGE plpgsql AS
+$$
+#variable_conflict use_column
+DECLARE
+    v_claim claim%ROWTYPE;
+BEGIN
+    -- The claim row lock only: redeeming changes neither what is left nor the live claims, so
+    -- the coupon row is not needed. Parallel redeemers of one code queue here; each later one
+    -- reads the committed 'redeemed' and is refused: exactly one succeeds. One row lock, last
+    -- in the coupon -> claim order: no deadlock.
+    SELECT * INTO v_claim FROM claim AS c WHERE c.code = p_code FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    claim_id := v_claim.id;
+    IF v_claim.status <> 'claimed' THEN
+        outcome := 'already_' || v_claim.status;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE claim SET status = 'redeemed', redeemed_at = p_now WHERE id = v_claim.id;
+    INSERT INTO claim_event (claim_id, coupon_id, user_id, kind, occurred_at)
+    VALUES (v_claim.id, v_claim.coupon_id, v_claim.user_id, 'redeemed', p_now);
+    outcome := 'redeemed';
+    RETURN NEXT;
+END;
+$$;
+
+-- Group commit for v1: give one coupon to a whole batch of users in one transaction.
+-- The caller (couponapi.strategies.group_commit) gathers concurrent claims in arrival order;
+-- this function grants them in that order until the coupon runs out and answers one row per
+-- input, in input order: ('granted', quantity left after that grant), ('sold_out', 0) or
+-- ('not_found', NULL). One ledger row per grant, written in the same transaction.
+CREATE FUNCTION give_coupons_to_users(coupon_id uuid, user_ids text[])
+    RETURNS TABLE (outcome text, quantity_left integer) AS
+$$
+declare
+    available integer;
+    granted   integer;
+begin
+    -- A plain read first, no lock: a sold-out or unknown coupon is refused without taking
+    -- the row lock or writing anything, so a crowd at a sold-out coupon never queues.
+    -- Refusing on this snapshot is safe: quantity was 0 when it was taken, and the claim is
+    -- ordered at that moment (a later release or PATCH is a later event).
+    select c.quantity into available from coupon c where c.id = coupon_id;
+    if not found or available = 0 then
+        return query select case when found then 'sold_out' else 'not_found' end,
+                            case when found then 0 end
+                     from unnest(user_ids);
+        return;
+    end if;
+
+    -- FOR UPDATE: concurrent batches (other processes, other machines) queue here, so the
+    -- quantity read below is the one the previous committed batch left, and the whole batch
+    -- is decided against it: at most `available` grants, never an oversell. One row lock
+    -- per transaction, so no lock-order cycle and no deadlock.
+    select c.quantity into available from coupon c where c.id = coupon_id for update;
+    if not found then  -- deleted since the plain read
+        return query select 'not_found'::text, null::integer from unnest(user_ids);
+        return;
+    end if;
+
+    granted := least(available, coalesce(cardinality(user_ids), 0));  -- NULL array: none
+    if granted > 0 then
+        update coupon c set quantity = c.quantity - granted where c.id = coupon_id;
+        insert into coupon_given_events (couponid, userid, newquantity)
+        select coupon_id::text, t.user_id, available - t.n::integer
+        from unnest(user_ids[1:granted]) with ordinality as t(user_id, n)
+        order by t.n;
+    end if;
+
+    -- Arrival order decides who is served when the batch is larger than what is left.
+    return query
+        select case when t.n <= granted then 'granted' else 'sold_out' end,
+               case when t.n <= granted then available - t.n::integer else 0 end
+        from unnest(user_ids) with ordinality as t(user_id, n)
+        order by t.n;
+end;
+$$ LANGUAGE plpgsql;

@@ -1,0 +1,106 @@
+"""Coupons for a run, and the database checks after it: a broken invariant is a failure.
+
+v1: quantity consumed == v1 ledger rows (coupon_given_events), and no user granted twice
+(every request claims as a new user). v2: consumed == claims == 'granted' ledger rows
+(claim_event), and nobody over the per-user limit. Granted answers must fit the ledger:
+2xx <= ledger rows <= 2xx + requests whose answer was lost (still in flight when wrk
+stopped, or timed out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+
+async def make_coupons(url: str, count: int, quantity: int) -> list[UUID]:
+    """`count` coupons of `quantity` each (per-user limit 1)."""
+    ids = [uuid4() for _ in range(count)]
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.executemany(
+            "INSERT INTO coupon (id, name, type, quantity) VALUES ($1, 'bench', 'percent', $2)",
+            [(coupon_id, quantity) for coupon_id in ids],
+        )
+    finally:
+        await connection.close()
+    return ids
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """What the database says about a run's coupons."""
+
+    consumed: int
+    ledger_rows: int
+    claims: int  # v2 claim rows (v1: same as ledger_rows)
+    most_per_user: int
+    limit: int
+
+    def problems(self, answered_2xx: int, lost: int) -> list[str]:
+        """Every broken invariant, in words; empty when the run is sound."""
+        found = []
+        if self.ledger_rows != self.consumed:
+            over = self.ledger_rows - self.consumed
+            found.append(
+                f"oversold {over}: {self.ledger_rows} ledger rows, {self.consumed} consumed"
+                if over > 0
+                else f"{self.consumed} consumed but only {self.ledger_rows} ledger rows"
+            )
+        if self.claims != self.ledger_rows:
+            found.append(f"{self.claims} claims but {self.ledger_rows} ledger rows")
+        if self.most_per_user > self.limit:
+            found.append(f"a user holds {self.most_per_user} (limit {self.limit})")
+        if not answered_2xx <= self.ledger_rows <= answered_2xx + lost:
+            found.append(
+                f"{answered_2xx} granted answers do not fit {self.ledger_rows} ledger rows"
+                f" (+{lost} answers lost)"
+            )
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def read_ledger(url: str, api: str, ids: list[UUID], initial: int) -> Ledger:
+    """The ledger of the coupons `ids` (each created with `initial`), read in one snapshot
+    once it stopped moving: requests wrk gave up on may still be committing."""
+    connection = await asyncpg.connect(url)
+    try:
+        last = None
+        for _ in range(60):  # at most ~15 s
+            row = await connection.fetchrow(V1_LEDGER if api == "v1" else V2_LEDGER, ids, initial)
+            assert row is not None
+            if row == last:
+                break
+            last = row
+            await asyncio.sleep(0.25)
+        assert last is not None
+        return Ledger(last["consumed"], last["ledger"], last["claims"], last["most"], last["lim"])
+    finally:
+        await connection.close()
+
+
+# One statement each, so one snapshot: consumed and ledger rows are compared as of one moment.
+V1_LEDGER = """
+SELECT $2 * cardinality($1::uuid[]) - (SELECT sum(quantity) FROM coupon WHERE id = ANY($1))
+           AS consumed,
+       count(*) AS ledger, count(*) AS claims, coalesce(max(n), 0) AS most, 1 AS lim
+  FROM (SELECT count(*) OVER (PARTITION BY couponid, userid) AS n
+          FROM coupon_given_events WHERE couponid = ANY($1::uuid[]::text[])) AS g"""
+
+V2_LEDGER = """
+SELECT $2 * cardinality($1::uuid[]) - (SELECT sum(quantity) FROM coupon WHERE id = ANY($1))
+           AS consumed,
+       (SELECT count(*) FROM claim_event WHERE coupon_id = ANY($1) AND kind = 'granted')
+           AS ledger,
+       (SELECT count(*) FROM claim WHERE coupon_id = ANY($1) AND status <> 'released')
+           AS claims,
+       (SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM claim
+          WHERE coupon_id = ANY($1) AND status <> 'released' GROUP BY coupon_id, user_id) AS g)
+           AS most,
+       (SELECT max(per_user_limit) FROM coupon WHERE id = ANY($1)) AS lim"""

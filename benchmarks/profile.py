@@ -1,0 +1,90 @@
+"""`python -m benchmarks.profile [--scenario hot-100|hot-1000] [--api v1|v2]`: where a worker's
+time goes while the default v2 strategy (or v1 group commit) serves one hot coupon.
+
+py-spy samples one of the 2 workers for the run; results/profile-<scenario>.svg is the flame
+graph and results/profile-<scenario>.txt the frames with the most samples (own and total).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.ledger import make_coupons
+from benchmarks.run import RESULTS, WORKERS
+from benchmarks.scenarios import HOT_100, HOT_1000, V1_TARGETS, V2_TARGETS
+from benchmarks.service import fresh_database, running_service
+from benchmarks.wrk import Load, run_wrk
+
+
+def py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(found).exists():
+        raise SystemExit("py-spy is missing: pip install -e '.[bench]'")
+    return found
+
+
+def summary(raw: Path, top: int = 30) -> str:
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        frames = stack.split(";")
+        samples += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            total[frame] += int(count)
+    lines = [f"{samples} samples", "", "own time (the frame itself, C calls included):"]
+    lines += [f"{100 * n / samples:5.1f}%  {f}" for f, n in own.most_common(top)]
+    lines += ["", "total time (the frame and everything it calls):"]
+    lines += [f"{100 * n / samples:5.1f}%  {f}" for f, n in total.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks.profile", description=__doc__)
+    parser.add_argument("--scenario", choices=["hot-100", "hot-1000"], default="hot-100")
+    parser.add_argument("--api", choices=["v1", "v2"], default="v2")
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--server", default="uvicorn")
+    args = parser.parse_args()
+    scenario = HOT_100 if args.scenario == "hot-100" else HOT_1000
+    pick = V2_TARGETS if args.api == "v2" else V1_TARGETS
+    target = next(t for t in pick if t.strategy == "group_commit")
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"profile-{args.api}-{scenario.name}"
+    with fresh_database() as url, running_service(url, args.server, WORKERS) as base:
+        coupons = asyncio.run(make_coupons(url, 1, scenario.quantity))
+        port = base.rsplit(":", 1)[1]
+        parent = subprocess.run(
+            ["pgrep", "-f", f"couponapi serve --port {port}"], capture_output=True, text=True
+        ).stdout.split()[0]
+        workers = subprocess.run(["pgrep", "-P", parent], capture_output=True, text=True)
+        worker = workers.stdout.split()[-1]
+        record = [py_spy(), "record", "-p", worker, "-d", str(int(args.seconds)), "--nonblocking"]
+        spies = [
+            subprocess.Popen([*record, "-f", fmt, "-o", f"{stem}.{ext}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for fmt, ext in (("raw", "raw"), ("flamegraph", "svg"))
+        ]  # fmt: skip
+        time.sleep(0.5)
+        load = Load(base, target.path, target.kind, coupons, scenario.connections,
+                    args.seconds, f"profile-{time.time_ns()}")  # fmt: skip
+        figures = run_wrk(load)
+        for spy in spies:
+            spy.wait(timeout=60)
+    header = f"{target.name}, {scenario.what}: {figures}\n\n"
+    Path(f"{stem}.txt").write_text(header + summary(Path(f"{stem}.raw")))
+    Path(f"{stem}.raw").unlink()
+    print(f"{stem}.txt and {stem}.svg")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""`python -m benchmarks.readme`: put the figures of results/latest.json into README.md.
+
+Rewrites only what lies between the `<!-- measured:... -->` markers: the strategy table's
+measured column and the Performance section's tables. The prose around them is written by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import find
+from benchmarks.scenarios import GO_ORIGINAL_CLAIMS_PER_S
+
+README = Path(__file__).parents[1] / "README.md"
+LATEST = Path(__file__).with_name("results") / "latest.json"
+Record = dict[str, Any]
+
+
+def _claims(r: Record | None) -> str:
+    if r is None:
+        return "-"
+    if not r["ok"]:
+        return "**broken**: " + "; ".join(r["problems"])
+    return f"{r['ok_per_s']:,.0f}"
+
+
+def strategies(run: Record) -> str:
+    rows = [
+        "| strategy | route | claims/s, 1 hot coupon, 100 connections | 1,000 connections (p99) "
+        "| 100 connections over 1,000 coupons |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    seen = dict.fromkeys((r["api"], r["strategy"], r["target"]) for r in run["claims"]
+                         if r["scenario"] == "hot-100")  # fmt: skip
+    for api, strategy, target in seen:
+        hot = find(run["claims"], strategy, api, "hot-100")
+        crowd = find(run["claims"], strategy, api, "hot-1000")
+        spread = find(run["claims"], strategy, api, "spread-100")
+        p99 = f" ({crowd['p99_ms']:,.0f} ms)" if crowd and crowd["ok"] else ""
+        rows.append(f"| `{strategy}` ({api}) | {target.split(' ', 2)[-1]} | {_claims(hot)} "
+                    f"| {_claims(crowd)}{p99} | {_claims(spread)} |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def targets(run: Record, default: str) -> str:
+    claims = run["claims"]
+    best = find(claims, default, "v2", "hot-100")
+    locking = find(claims, "locking", "v1", "hot-100")
+    original = find(claims, "locking", "v1", "original")
+    crowd = find(claims, default, "v2", "hot-1000")
+    sold = [r for r in claims if r["scenario"] == "sold-out-100"]
+    get = next((r for r in claims if r["scenario"] == "get-100"), None)
+    rows = ["| target of the issue | measured in this run | met? |", "| --- | --- | --- |"]
+    if best and locking:
+        x_go = best["ok_per_s"] / GO_ORIGINAL_CLAIMS_PER_S
+        x_ours = best["ok_per_s"] / locking["ok_per_s"]
+        rows.append(
+            f"| default strategy, 1 hot coupon, 100 connections: >= 20x the Go original "
+            f"(~{GO_ORIGINAL_CLAIMS_PER_S}/s, so >= {20 * GO_ORIGINAL_CLAIMS_PER_S:,}/s) "
+            f"| v2 `{default}` {best['ok_per_s']:,.0f}/s = {x_go:.1f}x "
+            f"| {'yes' if x_go >= 20 else '**no**'} |"
+        )
+        rows.append(
+            f"| ... and >= 10x our give-transaction in the same run "
+            f"| {x_ours:.1f}x ({locking['ok_per_s']:,.0f}/s; the original author's scenario, "
+            f"15 s: {original['ok_per_s'] if original else 0:,.0f}/s) "
+            f"| {'yes' if x_ours >= 10 else '**no**'} |"
+        )
+    if crowd:
+        met = not crowd["timeouts"] and not crowd["errors_5xx"] and crowd["p99_ms"] < 100
+        rows.append(
+            f"| 1,000 connections, 1 hot coupon: no timeouts, no 5xx, p99 < 100 ms "
+            f"| {crowd['timeouts']} timeouts, {crowd['errors_5xx']} 5xx, "
+            f"{crowd['socket_errors']} socket errors, p99 {crowd['p99_ms']:,.0f} ms "
+            f"({crowd['ok_per_s']:,.0f} claims/s) | {'yes' if met else '**no**'} |"
+        )
+    if sold and get:
+        cells = ", ".join(
+            f"{r['target'].split(' (')[0]} {r['requests_per_s']:,.0f}/s" for r in sold
+        )
+        rows.append(
+            f"| sold out costs no write and no lock, answers 409 at full speed "
+            f"| 409s per second: {cells}; GET of a coupon: {get['requests_per_s']:,.0f}/s "
+            f"| see below |"
+        )
+    return "\n".join(rows)
+
+
+def pgbench(run: Record) -> str:
+    rows = ["| SQL, one hot coupon | clients | claims/s |", "| --- | ---: | ---: |"]
+    rows += [f"| {r['name'].rsplit(',', 1)[0]} | {r['clients']} | {r['claims_per_s']:,.0f} |"
+             for r in run["pgbench"]]  # fmt: skip
+    return "\n".join(rows)
+
+
+def servers(run: Record) -> str:
+    rows = ["| endpoint | " + " | ".join(dict.fromkeys(r["server"] for r in run["servers"])) + " |"]
+    names = list(dict.fromkeys(r["server"] for r in run["servers"]))
+    rows.append("| --- |" + " ---: |" * len(names))
+    for key in dict.fromkeys((r["target"], r["scenario"]) for r in run["servers"]):
+        cells = []
+        for name in names:
+            r = next(x for x in run["servers"]
+                     if x["server"] == name and (x["target"], x["scenario"]) == key)  # fmt: skip
+            cells.append(f"{r['requests_per_s']:,.0f} req/s, p99 {r['p99_ms']:,.0f} ms")
+        rows.append(f"| {key[0]}, {key[1]} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def splice(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- measured:{name} -->\n).*?(\n<!-- /measured:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no <!-- measured:{name} --> block")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
+def main() -> None:
+    from couponapi.config import Settings
+
+    run = json.loads(LATEST.read_text())
+    default = Settings().claim_strategy
+    text = README.read_text()
+    header = (
+        f"Run of {run['started']}{' (--quick)' if run['quick'] else ''}: "
+        f"{run['machine']['cores']} cores ({run['machine']['cpu']}), {run['postgres']}, "
+        f"{run['server']} with {run['workers']} workers, {run['machine']['wrk']}."
+    )
+    for name, body in (("run", header), ("strategies", strategies(run)),
+                       ("targets", targets(run, default)), ("pgbench", pgbench(run)),
+                       ("servers", servers(run))):  # fmt: skip
+        text = splice(text, name, body)
+    README.write_text(text)
+    print("README.md updated from", LATEST)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""RESULTS.md and claims.png from one run's record (results/latest.json)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from benchmarks.scenarios import CLAIM_SCENARIOS, GO_ORIGINAL_CLAIMS_PER_S
+
+Record = dict[str, Any]
+
+
+def postgres_version(url: str) -> str:
+    async def ask() -> str:
+        connection = await asyncpg.connect(url)
+        try:
+            version: str = await connection.fetchval("SHOW server_version")
+            durable = await connection.fetchval(
+                "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings"
+                " WHERE name IN ('fsync', 'synchronous_commit')"
+            )
+            return f"PostgreSQL {version} ({durable})"
+        finally:
+            await connection.close()
+
+    return asyncio.run(ask())
+
+
+def _claims_cell(r: Record) -> str:
+    if not r["ok"] and r.get("ledger"):
+        return "**FAIL: " + "; ".join(r["problems"]) + "**"
+    return f"{r['ok_per_s']:,.0f}"
+
+
+def _row(r: Record) -> str:
+    check = "ok" if r["ok"] else "**broken**"
+    return (
+        f"| {r['target']} | {'yes' if r['safe'] else '**no**'} | {_claims_cell(r)} "
+        f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['p999_ms']:.1f} "
+        f"| {r['errors_5xx']} | {r['timeouts']} | {r['socket_errors']} | {check} |"
+    )
+
+
+HEADER = (
+    "| target | safe | claims/s | p50 ms | p99 ms | p99.9 ms | 5xx | timeouts | socket errors "
+    "| DB check |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+)
+
+
+def find(records: list[Record], strategy: str, api: str, scenario: str) -> Record | None:
+    return next(
+        (r for r in records
+         if r["strategy"] == strategy and r["api"] == api and r["scenario"] == scenario),
+        None,
+    )  # fmt: skip
+
+
+def ratios(run: Record, default: str) -> list[str]:
+    """The issue's targets, measured side by side in this run."""
+    claims = run["claims"]
+    lines = []
+    best = find(claims, default, "v2", "hot-100")
+    locking = find(claims, "locking", "v1", "hot-100")
+    if best and locking and locking["ok_per_s"]:
+        lines.append(
+            f"- hot coupon, 100 connections: v2 `{default}` {best['ok_per_s']:,.0f} claims/s = "
+            f"**{best['ok_per_s'] / locking['ok_per_s']:.1f}x** our give-transaction "
+            f"({locking['ok_per_s']:,.0f}/s, same run) and "
+            f"**{best['ok_per_s'] / GO_ORIGINAL_CLAIMS_PER_S:.1f}x** the original Go service "
+            f"(~{GO_ORIGINAL_CLAIMS_PER_S}/s, the issue author's measurement)."
+        )
+    hot = find(claims, default, "v2", "hot-1000")
+    if hot:
+        lines.append(
+            f"- hot coupon, 1,000 connections: v2 `{default}` {hot['ok_per_s']:,.0f} claims/s, "
+            f"p99 {hot['p99_ms']:.1f} ms, {hot['timeouts']} timeouts, {hot['errors_5xx']} 5xx, "
+            f"{hot['socket_errors']} socket errors."
+        )
+    return lines
+
+
+def write(run: Record, folder: Path) -> None:
+    """Write RESULTS.md (and claims.png when matplotlib is installed)."""
+    from couponapi.config import Settings
+
+    default = Settings().claim_strategy
+    out = [
+        "# Benchmark results",
+        "",
+        f"Run {run['started']}{' (--quick)' if run['quick'] else ''}, {run['minutes']} min; "
+        f"{run['machine']['cores']} cores ({run['machine']['cpu']}), {run['postgres']}, "
+        f"Python {run['machine']['python']}, {run['machine']['wrk']}. "
+        f"Server: {run['server']} with {run['workers']} workers; wrk with 2 threads, "
+        "every request a new user; the database checked after every run.",
+        "",
+        "## Targets of issue 4",
+        "",
+        *ratios(run, default),
+        "",
+    ]
+    for scenario in CLAIM_SCENARIOS:
+        rows = [r for r in run["claims"] if r["scenario"] == scenario.name]
+        if rows:
+            out += [f"## {scenario.what}", "", HEADER, *map(_row, rows), ""]
+    for name in ("original", "sold-out-100", "get-100"):
+        rows = [r for r in run["claims"] if r["scenario"] == name]
+        if rows:
+            what = rows[0]["what"]
+            extra = " (claims/s = 2xx/s; refusals/s is the request rate)" if "sold" in name else ""
+            out += [f"## {what}{extra}", "", HEADER.replace("claims/s", "2xx/s | requests/s", 1)
+                    .replace("| ---: |", "| ---: | ---: |", 1)]  # fmt: skip
+            for r in rows:
+                line = _row(r).split(" | ")
+                line.insert(3, f"{r['requests_per_s']:,.0f}")
+                out.append(" | ".join(line))
+            out.append("")
+    if run["servers"]:
+        out += ["## Server comparison (same endpoints, one worker per core)", "",
+                "| server | target | scenario | requests/s | 2xx/s | p50 ms | p99 ms | 5xx "
+                "| timeouts | DB check |",
+                "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+        for r in run["servers"]:
+            out.append(
+                f"| {r['server']} | {r['target']} | {r['scenario']} | {r['requests_per_s']:,.0f} "
+                f"| {r['ok_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+                f"| {r['errors_5xx']} | {r['timeouts']} | {'ok' if r['ok'] else 'broken'} |"
+            )
+        out.append("")
+    if run["pgbench"]:
+        out += ["## PostgreSQL alone (pgbench, same server, one hot coupon)", "",
+                "| SQL | clients | claims/transaction | transactions/s | claims/s | latency ms "
+                "| DB check |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+        for r in run["pgbench"]:
+            out.append(
+                f"| {r['name']} | {r['clients']} | {r['claims_per_transaction']} "
+                f"| {r['transactions_per_s']:,.0f} | {r['claims_per_s']:,.0f} "
+                f"| {r['latency_ms']} | {'ok' if r['ok'] else 'broken'} |"
+            )
+        out.append("")
+    if chart(run, folder / "claims.png"):
+        out += ["![claims per second](claims.png)", ""]
+    (folder / "RESULTS.md").write_text("\n".join(out))
+
+
+def chart(run: Record, path: Path) -> bool:
+    """Grouped bars of claims/s per target and scenario (log scale); False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    scenarios = [s.name for s in CLAIM_SCENARIOS]
+    targets = list(dict.fromkeys(r["target"] for r in run["claims"] if r["scenario"] in scenarios))
+    if not targets:
+        return False
+    figure, axes = plt.subplots(figsize=(10, 0.55 * len(targets) + 1.8))
+    height = 0.8 / len(scenarios)
+    for n, scenario in enumerate(scenarios):
+        values, labels = [], []
+        for target in targets:
+            r = next((x for x in run["claims"]
+                      if x["target"] == target and x["scenario"] == scenario), None)  # fmt: skip
+            values.append(r["ok_per_s"] if r and r["ok"] else 0)
+            labels.append("" if r is None else ("oversold" if not r["ok"] else ""))
+        positions = [i + n * height for i in range(len(targets))]
+        bars = axes.barh(positions, values, height=height, label=scenario)
+        for bar, label in zip(bars, labels, strict=True):
+            if label:
+                axes.text(1, bar.get_y() + height / 2, label, va="center", color="red", fontsize=8)
+    axes.axvline(GO_ORIGINAL_CLAIMS_PER_S, color="grey", linestyle="--",
+                 label=f"original Go (~{GO_ORIGINAL_CLAIMS_PER_S}/s)")  # fmt: skip
+    axes.axvline(20 * GO_ORIGINAL_CLAIMS_PER_S, color="green", linestyle=":",
+                 label="target: 20x the original")  # fmt: skip
+    axes.set_yticks([i + height for i in range(len(targets))], targets)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.set_xlabel("granted claims per second (log scale; a broken invariant scores 0)")
+    axes.set_title(f"couponapi claims/s, {run['machine']['cores']} cores, durable PostgreSQL")
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True

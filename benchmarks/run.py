@@ -1,0 +1,178 @@
+"""`python -m benchmarks.run [--quick] [--only TEXT] [--server S]`: the whole benchmark suite.
+
+Order: pgbench (PostgreSQL alone), every claim strategy under every scenario on the default
+server, then the server comparison (each server in turn on the same endpoints). After every
+wrk run the database is checked (benchmarks.ledger); a broken invariant is a failure, not a
+figure. Results: results/run-<time>.json, results/latest.json, results/RESULTS.md and
+results/claims.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from benchmarks import pgbench, report
+from benchmarks.ledger import make_coupons, read_ledger
+from benchmarks.scenarios import (
+    HOT_QUANTITY,
+    Scenario,
+    Target,
+    claim_matrix,
+    server_matrix,
+)
+from benchmarks.service import fresh_database, running_service
+from benchmarks.wrk import Load, run_wrk
+from couponapi.servers import SERVERS
+
+RESULTS = Path(__file__).with_name("results")
+QUICK_SECONDS = 3.0
+WORKERS = os.cpu_count() or 2  # one server process per core
+
+
+def measure(
+    url: str, base: str, target: Target, scenario: Scenario, seconds: float
+) -> dict[str, Any]:
+    """One wrk run of `target` under `scenario`, with the database checked afterwards."""
+    coupons = asyncio.run(make_coupons(url, scenario.coupons, scenario.quantity))
+    tag = f"{target.strategy}-{scenario.name}-{time.monotonic_ns()}"
+    load = Load(base, target.path, target.kind, coupons, scenario.connections, seconds, tag)
+    figures = run_wrk(load)
+    time.sleep(0.5)  # let answers wrk stopped waiting for finish their commits
+    record: dict[str, Any] = {
+        "target": target.name, "api": target.api, "strategy": target.strategy,
+        "safe": target.safe, "scenario": scenario.name, "what": scenario.what,
+        "connections": scenario.connections, "coupons": scenario.coupons, **figures,
+    }  # fmt: skip
+    if target.kind != "get":
+        ledger = asyncio.run(read_ledger(url, target.api, coupons, scenario.quantity))
+        lost = scenario.connections + figures["timeouts"] + figures["socket_errors"]
+        record["ledger"] = ledger.as_dict()
+        record["problems"] = ledger.problems(figures["ok_2xx"], lost)
+    else:
+        record["problems"] = []
+    if figures["errors_5xx"]:
+        record["problems"].append(f"{figures['errors_5xx']} answers were 5xx")
+    record["ok"] = not record["problems"]
+    verdict = "ok" if record["ok"] else "BROKEN: " + "; ".join(record["problems"])
+    print(
+        f"  {target.name:45} {scenario.name:13} {figures['ok_per_s']:>9.0f} ok/s "
+        f"{figures['requests_per_s']:>9.0f} req/s  p99 {figures['p99_ms']:7.1f} ms  {verdict}",
+        flush=True,
+    )
+    return record
+
+
+async def with_connection(url: str, work: Any, *args: Any) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await work(connection, *args)
+    finally:
+        await connection.close()
+
+
+def run_pgbench(url: str, seconds: float, only: str | None) -> list[dict[str, Any]]:
+    if pgbench.pgbench_binary() is None:
+        print("pgbench not found: skipping PostgreSQL's ceiling", flush=True)
+        return []
+    found = []
+    for name, script, clients, per_tx, api in pgbench.RUNS:
+        if only and only not in name and only not in "pgbench":
+            continue
+        (coupon,) = asyncio.run(make_coupons(url, 1, HOT_QUANTITY))
+        if api == "units":
+            asyncio.run(with_connection(url, pgbench.make_unit_pool, coupon))
+        figures = pgbench.run_pgbench(url, script, clients, seconds, coupon)
+        problems = []
+        if api != "units":  # the unit pool does not touch coupon.quantity
+            ledger = asyncio.run(read_ledger(url, api, [coupon], HOT_QUANTITY))
+            problems = [p for p in ledger.problems(ledger.ledger_rows, 0) if "user holds" not in p]
+        claims = round(figures["transactions_per_s"] * per_tx, 1)
+        found.append({"name": name, "script": script, "clients": clients,
+                      "claims_per_transaction": per_tx, "claims_per_s": claims, **figures,
+                      "problems": problems, "ok": not problems})  # fmt: skip
+        print(f"  pgbench {name:45} {claims:>9.0f} claims/s  {problems or 'ok'}", flush=True)
+    return found
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    return {
+        "cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+        "wrk": (wrk_version.stdout or wrk_version.stderr).split("\n")[0],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS:g} s per run")
+    parser.add_argument("--only", help="run only the targets whose name contains this")
+    parser.add_argument("--scenario", nargs="*", help="run only these scenarios (names)")
+    parser.add_argument("--server", choices=SERVERS, help="server of the claim runs")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["pgbench", "claims", "servers"])
+    parser.add_argument("--keep-database", action="store_true")
+    args = parser.parse_args()
+    from couponapi.config import Settings
+
+    server = args.server or Settings().server
+
+    def seconds(scenario: Scenario) -> float:
+        return QUICK_SECONDS if args.quick else scenario.seconds_full
+
+    def selected(target: Target, scenario: Scenario) -> bool:
+        wanted = not args.scenario or scenario.name in args.scenario
+        return wanted and (not args.only or args.only in target.name)
+
+    started = time.time()
+    run: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "quick": args.quick, "server": server, "workers": WORKERS, "machine": machine(),
+        "pgbench": [], "claims": [], "servers": [],
+    }  # fmt: skip
+    with fresh_database(keep=args.keep_database) as url:
+        run["postgres"] = report.postgres_version(url)
+        if "pgbench" not in args.skip:
+            print("PostgreSQL alone (pgbench):", flush=True)
+            run["pgbench"] = run_pgbench(url, QUICK_SECONDS if args.quick else 10, args.only)
+        if "claims" not in args.skip:
+            print(f"claims through the service ({server}, {WORKERS} workers):", flush=True)
+            with running_service(url, server, WORKERS) as base:
+                for target, scenario in claim_matrix():
+                    if selected(target, scenario):
+                        run["claims"].append(
+                            {"server": server,
+                             **measure(url, base, target, scenario, seconds(scenario))}
+                        )  # fmt: skip
+        if "servers" not in args.skip:
+            for name in SERVERS:
+                print(f"server comparison: {name}, {WORKERS} workers", flush=True)
+                with running_service(url, name, WORKERS) as base:
+                    for target, scenario in server_matrix():
+                        if selected(target, scenario):
+                            record = measure(url, base, target, scenario, seconds(scenario))
+                            run["servers"].append({"server": name, **record})
+    run["minutes"] = round((time.time() - started) / 60, 1)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
+    text = json.dumps(run, indent=1)
+    (RESULTS / f"run-{stamp}.json").write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    report.write(run, RESULTS)
+    print(f"done in {run['minutes']} min: {RESULTS / 'RESULTS.md'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""What the suite measures: targets (a route and strategy) times scenarios (a load shape)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from couponapi.strategies.v2 import CLAIM_STRATEGIES
+
+GO_ORIGINAL_CLAIMS_PER_S = 620  # the original Go service, measured by the issue's author here
+HOT_QUANTITY = 10_000_000  # a hot coupon never sells out during a run
+SPREAD_QUANTITY = 100_000
+
+
+@dataclass(frozen=True)
+class Target:
+    """One way in: an API route with its strategy."""
+
+    name: str
+    api: str  # v1 | v2
+    strategy: str
+    path: str  # {coupon} is replaced per request
+    kind: str  # claim.lua request kind: v1 | v2 | get
+    safe: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load shape."""
+
+    name: str
+    connections: int
+    coupons: int
+    quantity: int
+    seconds_full: float
+    what: str
+
+
+V1 = "/coupon/api/v1"
+V1_TARGETS = [
+    Target("v1 naive (give)", "v1", "naive", V1 + "/give/{coupon}", "v1", safe=False),
+    Target("v1 locking (give-transaction)", "v1", "locking",
+           V1 + "/give-transaction/{coupon}", "v1"),
+    Target("v1 function (give-transaction-pgfunction)", "v1", "function",
+           V1 + "/give-transaction-pgfunction/{coupon}", "v1"),
+    Target("v1 atomic (give-atomic)", "v1", "atomic", V1 + "/give-atomic/{coupon}", "v1"),
+    Target("v1 group_commit (give-group-commit)", "v1", "group_commit",
+           V1 + "/give-group-commit/{coupon}", "v1"),
+]  # fmt: skip
+V2_TARGETS = [
+    Target(f"v2 {name}", "v2", name, f"/api/v2/coupons/{{coupon}}/claims?strategy={name}", "v2")
+    for name in CLAIM_STRATEGIES
+]
+GET_COUPON = Target("GET v1 coupon", "v1", "get", V1 + "/{coupon}", "get")
+
+HOT_100 = Scenario("hot-100", 100, 1, HOT_QUANTITY, 10, "100 connections, one hot coupon")
+HOT_1000 = Scenario("hot-1000", 1_000, 1, HOT_QUANTITY, 10, "1,000 connections, one hot coupon")
+SPREAD_100 = Scenario(
+    "spread-100", 100, 1_000, SPREAD_QUANTITY, 10, "100 connections over 1,000 coupons"
+)
+ORIGINAL = Scenario(
+    "original", 100, 1, HOT_QUANTITY, 15, "the original author's: 100 connections, 15 s, one coupon"
+)
+SOLD_OUT = Scenario("sold-out-100", 100, 1, 0, 8, "100 connections, a sold-out coupon (409s)")
+GET_100 = Scenario("get-100", 100, 1, 1, 8, "100 connections, GET one coupon")
+
+CLAIM_SCENARIOS = [HOT_100, HOT_1000, SPREAD_100]
+
+
+def claim_matrix() -> list[tuple[Target, Scenario]]:
+    """Every strategy (v1 and v2) under every claim scenario, then the special ones."""
+    runs = [(t, s) for s in CLAIM_SCENARIOS for t in [*V1_TARGETS, *V2_TARGETS]]
+    runs.append((V1_TARGETS[1], ORIGINAL))
+    sold_out = [V1_TARGETS[1], V1_TARGETS[3], V1_TARGETS[4], *V2_TARGETS]
+    runs += [(t, SOLD_OUT) for t in sold_out]
+    runs.append((GET_COUPON, GET_100))
+    return runs
+
+
+def server_matrix() -> list[tuple[Target, Scenario]]:
+    """What the server comparison runs on each server: the web layer, and a claim."""
+    group_v2 = next(t for t in V2_TARGETS if t.strategy == "group_commit")
+    return [(GET_COUPON, GET_100), (V1_TARGETS[3], SOLD_OUT), (group_v2, HOT_100)]

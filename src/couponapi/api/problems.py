@@ -1,0 +1,123 @@
+"""RFC 9457 problem details for the current API (/api/v2): `application/problem+json`.
+
+Every failure has a stable `type` (a URI reference, relative to the server: /problems/<slug>),
+a `title` that is the same for every occurrence, the `status`, and a `detail` about this one.
+v2 answers every malformed input 422 (v1 keeps the original's 400 for unreadable bodies and
+ids). A refusal replayed from an Idempotency-Key carries `Idempotent-Replayed: true`.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from couponapi.domain import (
+    AlreadyRedeemed,
+    AlreadyReleased,
+    ClaimNotFound,
+    CouponError,
+    CouponNotFound,
+    DatabaseUnavailable,
+    DuplicateCoupon,
+    IdempotencyKeyConflict,
+    InvalidCoupon,
+    LimitReached,
+    NotActive,
+    QuantityBelowClaimed,
+    SoldOut,
+    StrategyDisabled,
+)
+
+PREFIX = "/api/v2"
+MEDIA_TYPE = "application/problem+json"
+
+# The statuses of the v2 refusals (api/errors.py's STATUS_OF includes them).
+V2_STATUS_OF: dict[type[CouponError], int] = {
+    ClaimNotFound: 404,
+    LimitReached: 409,
+    NotActive: 409,
+    AlreadyReleased: 409,
+    AlreadyRedeemed: 409,
+    QuantityBelowClaimed: 409,
+    IdempotencyKeyConflict: 422,
+    InvalidCoupon: 422,
+}
+
+# error -> (slug, title); the slug makes the type URI.
+DOMAIN: dict[type[CouponError], tuple[str, str]] = {
+    CouponNotFound: ("coupon-not-found", "Coupon not found"),
+    ClaimNotFound: ("claim-not-found", "Claim not found"),
+    SoldOut: ("sold-out", "Coupon sold out"),
+    LimitReached: ("limit-reached", "Per-user limit reached"),
+    NotActive: ("not-active", "Coupon not active"),
+    AlreadyReleased: ("already-released", "Claim already released"),
+    AlreadyRedeemed: ("already-redeemed", "Claim already redeemed"),
+    QuantityBelowClaimed: ("quantity-below-claimed", "Quantity below what is claimed"),
+    DuplicateCoupon: ("duplicate-coupon", "Coupon already exists"),
+    IdempotencyKeyConflict: ("idempotency-key-reused", "Idempotency-Key used for another request"),
+    InvalidCoupon: ("invalid-request", "Invalid request"),
+    StrategyDisabled: ("strategy-disabled", "Strategy disabled"),
+    DatabaseUnavailable: ("unavailable", "Service unavailable"),
+}
+STATUS: dict[int, tuple[str, str]] = {
+    401: ("unauthorized", "Admin token required"),
+    403: ("forbidden", "Admin token not valid"),
+    413: ("body-too-large", "Request body too large"),
+    422: ("invalid-request", "Invalid request"),
+    500: ("internal-error", "Internal error"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+class Problem(msgspec.Struct):
+    """An RFC 9457 problem details object."""
+
+    __media_type__ = MEDIA_TYPE  # what the OpenAPI document declares for it (api/openapi.py)
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def is_v2(request: Request) -> bool:
+    """Whether the request is for the current API (problem details) rather than v1."""
+    path: str = request.url.path
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    kind: tuple[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A problem+json response; without `kind`, the status's own (or about:blank)."""
+    status = 422 if status == 400 else status
+    slug, title = kind or STATUS.get(status, ("", HTTPStatus(status).phrase))
+    problem = Problem(
+        type=f"/problems/{slug}" if slug else "about:blank", title=title, status=status,
+        detail=detail,
+    )  # fmt: skip
+    return Response(
+        msgspec.json.encode(problem), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def as_problem(request: Request, error: Exception, answer: Response) -> Response:
+    """`answer` (an error in v1's shape) as problem details when the request is for /api/v2."""
+    if not is_v2(request):
+        return answer
+    detail = str(msgspec.json.decode(bytes(answer.body)).get("errorDescription", ""))
+    headers = {
+        name: value
+        for name, value in answer.headers.items()
+        if name not in ("content-length", "content-type")
+    }
+    if isinstance(error, CouponError) and error.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    kind = DOMAIN.get(type(error)) if isinstance(error, CouponError) else None
+    return problem_response(answer.status_code, detail, kind, headers)

@@ -1,0 +1,160 @@
+"""The current API (/api/v2): claims, release, redemption, listings; coupons in v2_coupons.
+
+Thin on purpose: parse, call one service function, answer. Every refusal is raised as a
+CouponError and answered as RFC 9457 problem details by couponapi.api.errors.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from couponapi import claims_service
+from couponapi.admin import require_admin
+from couponapi.api import v2_coupons
+from couponapi.api.bodies import InvalidRequest
+from couponapi.api.openapi import operation
+from couponapi.api.problems import PREFIX, Problem
+from couponapi.api.responses import json_response
+from couponapi.api.v2_coupons import ADMIN, AUTH, INVALID, TAGS, UNKNOWN, pool_of
+from couponapi.api.v2_input import (
+    encode_cursor,
+    idempotency_key,
+    page_cursor,
+    page_limit,
+    path_uuid,
+    read_json,
+    settings_of,
+)
+from couponapi.api.v2_schemas import ClaimCreate, ClaimPage, ClaimPublic, RedeemRequest
+from couponapi.claims import Claim, ClaimRequest
+from couponapi.codes import normalize_code
+from couponapi.strategies.v2 import CLAIM_STRATEGIES
+
+KEY = (("Idempotency-Key", "Retries with the same key get the first answer (kept 24 h)."),)
+NOT_LIVE = (Problem, "The claim was released or redeemed already.")
+
+
+@operation(
+    summary="Claim a coupon for a user.",
+    description="Query: `strategy` (" + ", ".join(CLAIM_STRATEGIES) + "; default from "
+    "COUPONAPI_CLAIM_STRATEGY). A replayed answer carries `Idempotent-Replayed: true`.",
+    tags=TAGS,
+    body=ClaimCreate,
+    headers=KEY,
+    responses={
+        201: (ClaimPublic, "Claimed: the claim with its code."),
+        404: UNKNOWN,
+        409: (Problem, "Sold out, per-user limit reached, or not active (paused, window)."),
+        413: (Problem, "Body too large."),
+        422: (Problem, "Malformed input, unknown strategy, or the key was used for another body."),
+    },
+)
+async def claim(request: Request) -> Response:
+    """Claim a coupon for a user."""
+    settings = settings_of(request)
+    strategy = request.query_params.get("strategy", settings.claim_strategy)
+    if strategy not in CLAIM_STRATEGIES:
+        raise InvalidRequest(422, f"unknown strategy {strategy!r}: one of {list(CLAIM_STRATEGIES)}")
+    coupon_id = path_uuid(request, "coupon_id")
+    key = idempotency_key(request)
+    body = await read_json(request, ClaimCreate)
+    claimed = await claims_service.claim(
+        pool_of(request), strategy, coupon_id, ClaimRequest(body.user_id, key)
+    )
+    response = json_response(ClaimPublic.of(claimed.claim), status=201)
+    if claimed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _page(found: list[Claim], limit: int) -> Response:
+    items = found[:limit]
+    more = len(found) > limit
+    cursor = encode_cursor(items[-1].claimed_at, items[-1].id) if more else None
+    return json_response(ClaimPage(items=[ClaimPublic.of(c) for c in items], next_cursor=cursor))
+
+
+@operation(
+    summary="List a coupon's claims, oldest first (admin, cursor pagination).",
+    description="Query: `limit` (1-200, default 50), `cursor` (the previous page's next_cursor).",
+    tags=TAGS,
+    headers=ADMIN,
+    responses={200: (ClaimPage, "One page of claims."), **AUTH, 404: UNKNOWN, 422: INVALID},
+)
+async def claims_of_coupon(request: Request) -> Response:
+    """List a coupon's claims (admin)."""
+    require_admin(request)
+    coupon_id, limit = path_uuid(request, "coupon_id"), page_limit(request)
+    found = await claims_service.claims_of_coupon(
+        pool_of(request), coupon_id, page_cursor(request), limit + 1
+    )
+    return _page(found, limit)
+
+
+@operation(
+    summary="List a user's claims, oldest first (cursor pagination).",
+    description="Query: `limit` (1-200, default 50), `cursor` (the previous page's next_cursor).",
+    tags=TAGS,
+    path_formats={"user_id": ""},
+    responses={200: (ClaimPage, "One page of claims ([] when none)."), 422: INVALID},
+)
+async def claims_of_user(request: Request) -> Response:
+    """List a user's claims."""
+    user_id = request.path_params["user_id"]
+    if not 1 <= len(user_id) <= 128:
+        raise InvalidRequest(422, "user_id must be 1 to 128 characters")
+    limit = page_limit(request)
+    found = await claims_service.claims_of_user(
+        pool_of(request), user_id, page_cursor(request), limit + 1
+    )
+    return _page(found, limit)
+
+
+@operation(
+    summary="Release a claim: its coupon goes back to the pool.",
+    tags=TAGS,
+    responses={
+        200: (ClaimPublic, "Released."),
+        404: (Problem, "No claim with this id."),
+        409: NOT_LIVE,
+        422: INVALID,
+    },
+)
+async def release(request: Request) -> Response:
+    """Release a claim."""
+    claim_id = path_uuid(request, "claim_id")
+    return json_response(ClaimPublic.of(await claims_service.release(pool_of(request), claim_id)))
+
+
+@operation(
+    summary="Redeem a claim's code, exactly once.",
+    tags=TAGS,
+    body=RedeemRequest,
+    responses={
+        200: (ClaimPublic, "Redeemed."),
+        404: (Problem, "No claim with this code."),
+        409: NOT_LIVE,
+        413: (Problem, "Body too large."),
+        422: (Problem, "Malformed body or code."),
+    },
+)
+async def redeem(request: Request) -> Response:
+    """Redeem a claim's code."""
+    code = normalize_code((await read_json(request, RedeemRequest)).code)
+    if code is None:
+        raise InvalidRequest(422, "a code is 12 letters and digits, like 7K3M-Q9XA-T2VD")
+    return json_response(ClaimPublic.of(await claims_service.redeem(pool_of(request), code)))
+
+
+def routes() -> list[BaseRoute]:
+    """Every v2 route."""
+    return [
+        *v2_coupons.routes(),
+        Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"]),
+        Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claims_of_coupon, methods=["GET"]),
+        Route(f"{PREFIX}/users/{{user_id}}/claims", claims_of_user, methods=["GET"]),
+        Route(f"{PREFIX}/claims/redeem", redeem, methods=["POST"]),
+        Route(f"{PREFIX}/claims/{{claim_id}}/release", release, methods=["POST"]),
+    ]

@@ -1,0 +1,130 @@
+"""v2 coupon routes: create and change (admin), read and list (open). Thin: parse, call the
+service, answer; errors become problem details in couponapi.api.errors."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import asyncpg
+from msgspec import UNSET
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from couponapi import coupons_v2
+from couponapi.admin import require_admin
+from couponapi.api.openapi import operation
+from couponapi.api.problems import PREFIX, Problem
+from couponapi.api.responses import json_response
+from couponapi.api.v2_input import encode_cursor, page_cursor, page_limit, path_uuid, read_json
+from couponapi.api.v2_schemas import CouponCreate, CouponPage, CouponPublic, CouponUpdate
+from couponapi.coupons_v2 import CouponChange, NewCouponV2
+
+TAGS = ("v2 (current API)",)
+ADMIN = (("Authorization", "Bearer <admin token> (COUPONAPI_ADMIN_TOKEN)."),)
+AUTH = {401: (Problem, "No admin bearer token."), 403: (Problem, "Wrong admin token.")}
+INVALID = (Problem, "Malformed id, body or query parameter.")
+UNKNOWN = (Problem, "No coupon with this id.")
+
+
+def pool_of(request: Request) -> asyncpg.Pool:
+    """The app's pool."""
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+@operation(
+    summary="Create a coupon (admin).",
+    tags=TAGS,
+    body=CouponCreate,
+    headers=ADMIN,
+    responses={
+        201: (CouponPublic, "The coupon as created."),
+        **AUTH,
+        409: (Problem, "A coupon with this id exists."),
+        413: (Problem, "Body too large."),
+        422: INVALID,
+    },
+)
+async def create_coupon(request: Request) -> Response:
+    """Create a coupon (admin)."""
+    require_admin(request)
+    body = await read_json(request, CouponCreate)
+    new = NewCouponV2(
+        id=body.id or uuid4(), name=body.name, type=body.type, quantity=body.quantity,
+        per_user_limit=body.per_user_limit, starts_at=body.starts_at, ends_at=body.ends_at,
+    )  # fmt: skip
+    coupon = await coupons_v2.create_coupon(pool_of(request), new)
+    response = json_response(CouponPublic.of(coupon), status=201)
+    response.headers["Location"] = f"{PREFIX}/coupons/{coupon.id}"
+    return response
+
+
+@operation(
+    summary="List coupons, oldest first (cursor pagination).",
+    description="Query: `limit` (1-200, default 50), `cursor` (the previous page's next_cursor).",
+    tags=TAGS,
+    responses={200: (CouponPage, "One page of coupons."), 422: INVALID},
+)
+async def list_coupons(request: Request) -> Response:
+    """List coupons, oldest first."""
+    limit = page_limit(request)
+    found = await coupons_v2.list_coupons(pool_of(request), page_cursor(request), limit + 1)
+    items = found[:limit]
+    more = len(found) > limit
+    cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+    return json_response(CouponPage(items=[CouponPublic.of(c) for c in items], next_cursor=cursor))
+
+
+@operation(
+    summary="Get one coupon with its counts.",
+    tags=TAGS,
+    responses={200: (CouponPublic, "The coupon."), 404: UNKNOWN, 422: INVALID},
+)
+async def get_coupon(request: Request) -> Response:
+    """Get one coupon with its counts."""
+    coupon_id = path_uuid(request, "coupon_id")
+    return json_response(CouponPublic.of(await coupons_v2.get_coupon(pool_of(request), coupon_id)))
+
+
+@operation(
+    summary="Change a coupon: quantity, window, pause, per-user limit (admin).",
+    description="The quantity can go up or down, never below what is claimed (409).",
+    tags=TAGS,
+    body=CouponUpdate,
+    headers=ADMIN,
+    responses={
+        200: (CouponPublic, "The coupon as changed."),
+        **AUTH,
+        404: UNKNOWN,
+        409: (Problem, "Quantity below what is already claimed."),
+        413: (Problem, "Body too large."),
+        422: INVALID,
+    },
+)
+async def update_coupon(request: Request) -> Response:
+    """Change a coupon (admin)."""
+    require_admin(request)
+    coupon_id = path_uuid(request, "coupon_id")
+    body = await read_json(request, CouponUpdate)
+    change = CouponChange(
+        quantity=None if body.quantity is UNSET else body.quantity,
+        set_starts_at=body.starts_at is not UNSET,
+        starts_at=None if body.starts_at is UNSET else body.starts_at,
+        set_ends_at=body.ends_at is not UNSET,
+        ends_at=None if body.ends_at is UNSET else body.ends_at,
+        paused=None if body.paused is UNSET else body.paused,
+        per_user_limit=None if body.per_user_limit is UNSET else body.per_user_limit,
+    )
+    coupon = await coupons_v2.update_coupon(pool_of(request), coupon_id, change)
+    return json_response(CouponPublic.of(coupon))
+
+
+def routes() -> list[Route]:
+    """The v2 coupon routes."""
+    return [
+        Route(f"{PREFIX}/coupons", create_coupon, methods=["POST"]),
+        Route(f"{PREFIX}/coupons", list_coupons, methods=["GET"]),
+        Route(f"{PREFIX}/coupons/{{coupon_id}}", get_coupon, methods=["GET"]),
+        Route(f"{PREFIX}/coupons/{{coupon_id}}", update_coupon, methods=["PATCH"]),
+    ]

@@ -1,0 +1,93 @@
+"""Reading v2 requests: typed JSON bodies, ids, pages and headers; every mistake is a 422.
+
+Bodies are decoded straight into their msgspec type (unknown fields refused), so a wrong type,
+a missing field or a value out of range is one 422 with msgspec's message. Cursors are
+opaque to clients: base64url of (timestamp, id), the keyset of the listing's order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta
+from starlette.requests import Request
+
+from couponapi.api.bodies import InvalidRequest, read_body
+from couponapi.config import Settings
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+MAX_KEY_LENGTH = 255
+Cursor = tuple[Annotated[datetime, Meta(tz=True)], UUID]
+
+
+def settings_of(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def read_json[T](request: Request, model: type[T]) -> T:
+    """The body decoded as `model`; 413 when too large, 422 when empty or invalid."""
+    body = await read_body(request, settings_of(request).max_body_bytes)
+    if not body.strip():
+        raise InvalidRequest(422, "a JSON body is required")
+    try:
+        return msgspec.json.decode(body, type=model)
+    except msgspec.ValidationError as error:
+        raise InvalidRequest(422, str(error)) from None
+    except msgspec.DecodeError as error:
+        raise InvalidRequest(422, f"malformed JSON body: {error}") from None
+
+
+def path_uuid(request: Request, name: str) -> UUID:
+    """A UUID path parameter; 422 when it is not one."""
+    value: str = request.path_params[name]
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidRequest(422, f"malformed {name} {value[:64]!r}: expected a UUID") from None
+
+
+def page_limit(request: Request) -> int:
+    """`?limit=` (1..MAX_PAGE, default DEFAULT_PAGE)."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidRequest(422, f"limit must be an integer from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def encode_cursor(at: datetime, last_id: UUID) -> str:
+    """The opaque cursor that continues after the row (at, last_id)."""
+    raw = msgspec.json.encode([at, last_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def page_cursor(request: Request) -> tuple[datetime, UUID] | None:
+    """`?cursor=` decoded, None for the first page; 422 when it is not one of ours."""
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        cursor: Cursor = msgspec.json.decode(decoded, type=Cursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise InvalidRequest(422, "cursor is not valid: pass next_cursor as given") from None
+    return cursor
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header: 1..255 visible ASCII characters, or absent."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(33 <= ord(c) <= 126 for c in key):
+        raise InvalidRequest(422, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible ASCII")
+    return key

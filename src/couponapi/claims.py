@@ -1,0 +1,104 @@
+"""v2 claims: what a claim is, and the one mapping from claim_coupons_v1's rows to results.
+
+claim_coupons_v1 (migration 0002) answers one row per requested claim: (ord, outcome,
+status, body). `claim_arguments` builds its arrays from requests (codes are made here) and
+`claim_result` turns one of its rows into a `Claimed` or the CouponError to raise. Every
+strategy that calls the function (one at a time, or a group-commit batcher) uses these two,
+so the outcomes are interpreted in exactly one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from couponapi.codes import new_code
+from couponapi.domain import (
+    CouponError,
+    CouponNotFound,
+    IdempotencyKeyConflict,
+    LimitReached,
+    NotActive,
+    SoldOut,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One coupon held by one user; status is claimed, released or redeemed."""
+
+    id: UUID
+    coupon_id: UUID
+    user_id: str
+    code: str
+    status: str
+    claimed_at: datetime
+    released_at: datetime | None = None
+    redeemed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One user asking for one coupon, with the client's Idempotency-Key if it sent one."""
+
+    user_id: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A granted claim; `replayed` when it is the stored first answer to the same key."""
+
+    claim: Claim
+    replayed: bool = False
+
+
+def request_hash(coupon_id: UUID, user_id: str) -> str:
+    """What an idempotency key promises to mean: this user claiming this coupon."""
+    return hashlib.sha256(f"claim\n{coupon_id}\n{user_id}".encode()).hexdigest()
+
+
+ClaimArguments = tuple[UUID, list[str], list[str], list[str | None], list[str | None]]
+
+
+def claim_arguments(coupon_id: UUID, requests: Sequence[ClaimRequest]) -> ClaimArguments:
+    """The arguments of claim_coupons_v1 for `requests`, in their order, fresh codes included."""
+    return (
+        coupon_id,
+        [r.user_id for r in requests],
+        [new_code() for _ in requests],
+        [r.idempotency_key for r in requests],
+        [request_hash(coupon_id, r.user_id) if r.idempotency_key else None for r in requests],
+    )
+
+
+_REFUSALS: dict[str, type[CouponError]] = {
+    "limit_reached": LimitReached,
+    "not_active": NotActive,
+    "key_conflict": IdempotencyKeyConflict,
+}
+
+
+def claim_result(coupon_id: UUID, outcome: str, body: Any) -> Claimed | CouponError:
+    """One row of claim_coupons_v1 as a result, or as the error the caller should raise."""
+    document = msgspec.json.decode(body) if isinstance(body, (str, bytes)) else body
+    replayed = outcome == "replayed"
+    if replayed:
+        outcome = document.get("outcome", "granted")
+    if outcome == "granted":
+        return Claimed(msgspec.convert(document, Claim), replayed=replayed)
+    error: CouponError
+    if outcome == "sold_out":
+        error = SoldOut(coupon_id)
+    elif outcome == "not_found":
+        error = CouponNotFound(coupon_id)
+    else:
+        error = _REFUSALS[outcome](document["detail"])
+    error.replayed = replayed
+    return error

@@ -1,0 +1,122 @@
+"""The dashboard's routes: the page (at / and /dashboard), its static files, the stats it
+polls, and the race button's start and status. Thin, like every route here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ExceptionHandler
+
+from couponapi.api.bodies import convert, decode_json_object, read_body
+from couponapi.api.openapi import operation
+from couponapi.api.responses import json_response
+from couponapi.api.v1_schemas import ErrorV1
+from couponapi.config import Settings
+from couponapi.dashboard import race_job, stats
+from couponapi.domain import CouponError
+
+STATIC = Path(__file__).parent / "static"
+TAGS = ("dashboard",)
+LOOPBACK = {"0.0.0.0", "::", "", "localhost"}  # noqa: S104 (we only read it, never bind it)
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def own_base_url(request: Request) -> str:
+    """This server as seen from itself: the race claims through the loopback address."""
+    host, port = request.scope.get("server") or ("127.0.0.1", 1323)
+    host = "127.0.0.1" if host in LOOPBACK else host
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+class Dashboard:
+    """The dashboard of one app: its refusal counter, its race job and its routes."""
+
+    def __init__(self) -> None:
+        self.refusals = stats.RefusalCounter()
+        self.race = race_job.RaceJob()
+        self.page = (STATIC / "index.html").read_text()
+
+    def count_refusals(
+        self, handlers: dict[int | type[Exception], ExceptionHandler]
+    ) -> dict[int | type[Exception], ExceptionHandler]:
+        """The app's exception handlers with refusals counted (grants are never touched)."""
+        handlers = dict(handlers)
+        handlers[CouponError] = stats.counting_refusals(handlers[CouponError], self.refusals)
+        return handlers
+
+    def routes(self) -> list[BaseRoute]:
+        """The dashboard's routes."""
+
+        @operation(summary="The live dashboard page (HTML).", tags=TAGS,
+                   responses={200: (None, "The page.")})  # fmt: skip
+        async def page(request: Request) -> Response:
+            return HTMLResponse(self.page, headers={"Cache-Control": "no-cache"})
+
+        @operation(
+            summary="Coupons with what is left, claims/s and refusals/s over the last minutes.",
+            description="Claims are counted from the ledgers' timestamps; refusals in memory "
+            "by the server process that answers (per worker).",
+            tags=TAGS,
+            responses={200: (stats.Stats, "The dashboard's picture now.")},
+        )
+        async def stats_now(request: Request) -> Response:
+            return json_response(await stats.snapshot(_pool(request), self.refusals))
+
+        @operation(
+            summary="Run the race demo against this server, in the background.",
+            description="Creates one coupon per strategy and rushes each with the same crowd. "
+            "One race at a time per database; poll GET /dashboard/race for the table.",
+            tags=TAGS,
+            body=race_job.RaceRequest,
+            responses={
+                202: (race_job.RaceStatus, "Started."),
+                403: (ErrorV1, "The race demo is switched off (COUPONAPI_ENABLE_RACE=false)."),
+                400: (ErrorV1, "Body is not a JSON object."),
+                409: (ErrorV1, "A race is already running."),
+                422: (ErrorV1, "quantity, users or concurrency out of range."),
+            },
+        )
+        async def start_race(request: Request) -> Response:
+            settings: Settings = request.app.state.settings
+            if not settings.enable_race:
+                message = "the race demo is switched off on this server (COUPONAPI_ENABLE_RACE)"
+                return json_response(ErrorV1(code=403, errorDescription=message), 403)
+            data = decode_json_object(await read_body(request, settings.max_body_bytes))
+            wanted = convert(data or {}, race_job.RaceRequest)
+            assert settings.database_url is not None  # create_app requires it
+            try:
+                started = await self.race.start(
+                    settings.database_url, own_base_url(request), wanted
+                )
+            except race_job.RaceBusy as busy:
+                return json_response(ErrorV1(code=409, errorDescription=str(busy)), 409)
+            return json_response(started, 202)
+
+        @operation(
+            summary="The race's status: rows so far and the strategy running now.",
+            tags=TAGS,
+            responses={200: (race_job.RaceStatus, "The race as it stands.")},
+        )
+        async def race_status(request: Request) -> Response:
+            elsewhere = self.race.status.state == "idle" and await race_job.locked_elsewhere(
+                _pool(request)
+            )
+            return json_response(self.race.current(elsewhere))
+
+        return [
+            Route("/", page, methods=["GET"]),
+            Route("/dashboard", page, methods=["GET"]),
+            Route("/dashboard/stats", stats_now, methods=["GET"]),
+            Route("/dashboard/race", start_race, methods=["POST"]),
+            Route("/dashboard/race", race_status, methods=["GET"]),
+            Mount("/dashboard/static", StaticFiles(directory=str(STATIC)), name="dashboard"),
+        ]

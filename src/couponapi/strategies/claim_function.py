@@ -1,0 +1,40 @@
+"""v2 claims, one at a time, with the PL/pgSQL function claim_coupons_v1 (arrays of one).
+
+Isolation: READ COMMITTED; the call is one statement, so one implicit transaction.
+Locks: the coupon row (FOR NO KEY UPDATE), then the idempotency key, then the new claim row,
+always in that order, held to commit: claimers of one coupon queue at its row, so neither the
+quantity nor the per-user limit can be exceeded, and no deadlock (see the comment at the lock
+in migration 0002). One round trip per claim.
+How it fails: every refusal is a row of the function (outcome), mapped by
+couponapi.claims.claim_result to the CouponError raised here; nothing is written for a
+refusal except its stored answer when an Idempotency-Key came with it. A code that collides
+with an existing one (60 random bits: about 1 in 10^12 per claim while a million codes exist)
+rolls the whole call back, and it is retried once with a fresh code.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from couponapi.claims import Claimed, ClaimRequest, claim_arguments, claim_result
+from couponapi.db.queries import query
+
+
+async def claim(pool: asyncpg.Pool, coupon_id: UUID, request: ClaimRequest) -> Claimed:
+    """Claim `coupon_id` for `request.user_id`; raises the refusal as a CouponError."""
+    for attempt in (1, 2):
+        try:
+            row = await pool.fetchrow(
+                query("claim_coupons"), *claim_arguments(coupon_id, [request])
+            )
+            break
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name != "claim_code_unique" or attempt == 2:
+                raise
+    assert row is not None
+    result = claim_result(coupon_id, row["outcome"], row["body"])
+    if isinstance(result, Claimed):
+        return result
+    raise result

@@ -1,0 +1,30 @@
+"""Claim codes: format, alphabet, randomness source, and how typed codes are read back."""
+
+from __future__ import annotations
+
+import re
+
+from couponapi.codes import ALPHABET, SYMBOLS, new_code, normalize_code
+
+
+def test_a_code_is_12_crockford_symbols_in_three_groups() -> None:
+    code = new_code()
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){2}", code)
+    assert len(ALPHABET) == 32
+    assert SYMBOLS * 5 >= 60  # bits of randomness
+
+
+def test_codes_do_not_repeat() -> None:
+    codes = {new_code() for _ in range(10_000)}
+    assert len(codes) == 10_000
+
+
+def test_typed_codes_are_read_the_crockford_way() -> None:
+    assert normalize_code("abcd-efgh-jkmn") == "ABCD-EFGH-JKMN"
+    assert normalize_code(" o1il efgh\tjkmn ") == "0111-EFGH-JKMN"
+    assert normalize_code("ABCDEFGHJKMN") == "ABCD-EFGH-JKMN"
+
+
+def test_what_cannot_be_a_code_is_refused() -> None:
+    for typed in ("", "ABC", "ABCD-EFGH-JKMNP", "UUUU-UUUU-UUUU", "ABCD-EFGH-JK!N"):
+        assert normalize_code(typed) is None

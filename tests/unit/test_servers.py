@@ -1,0 +1,24 @@
+"""`serve --server`: the HTTP server is a validated setting, uvicorn unless told otherwise."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from couponapi.cli import _parser
+from couponapi.config import Settings
+from couponapi.servers import SERVERS
+
+
+def test_uvicorn_is_the_default_and_granian_can_be_chosen() -> None:
+    assert Settings.model_fields["server"].default == "uvicorn"
+    assert Settings(server="granian").server == "granian"
+    assert _parser().parse_args(["serve", "--server", "granian"]).server == "granian"
+    assert set(SERVERS) == {"uvicorn", "granian"}
+
+
+def test_an_unknown_server_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        Settings(server="gunicorn")  # type: ignore[arg-type]
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["serve", "--server", "gunicorn"])
