@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support import running_server
+from tests.v2_support import TOKEN
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -51,7 +52,7 @@ def test_the_page_shows_a_new_coupon_and_its_remaining_count_drops(
 
     screenshot = Path(os.environ.get("COUPONAPI_SCREENSHOT") or tmp_path / "dashboard.png")
     with (
-        running_server(database_url, workers=1) as server,
+        running_server(database_url, workers=1, env={"COUPONAPI_ADMIN_TOKEN": TOKEN}) as server,
         httpx.Client(base_url=server.base_url, timeout=10) as http,
     ):
         created = http.post(
@@ -80,6 +81,7 @@ def test_the_page_shows_a_new_coupon_and_its_remaining_count_drops(
                 page.fill("input[name=quantity]", "10")
                 page.fill("input[name=users]", "60")
                 page.fill("input[name=concurrency]", "30")
+                page.fill("input[name=token]", TOKEN)
                 page.click("#race-button")
                 expect(page.locator("#race-state")).to_have_text("done", timeout=60_000)
                 expect(

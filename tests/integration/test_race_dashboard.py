@@ -13,6 +13,7 @@ from couponapi.app import create_app
 from couponapi.config import Settings
 from couponapi.dashboard import stats
 from tests.support import running_server
+from tests.v2_support import ADMIN, TOKEN, v2_client
 
 V1 = "/coupon/api/v1"
 
@@ -69,10 +70,20 @@ async def test_stats_count_grants_from_both_ledgers_and_refusals(client: httpx.A
     assert sum(by_id[other]["refusals"]) == 0
 
 
-async def test_race_request_out_of_range_is_422(client: httpx.AsyncClient) -> None:
-    for body in ({"users": 0}, {"concurrency": 100_000}, {"quantity": "many"}, {"speed": 1}):
-        response = await client.post("/dashboard/race", json=body)
-        assert response.status_code == 422, body
+async def test_race_request_out_of_range_is_422(database_url: str) -> None:
+    async with v2_client(database_url) as client:
+        for body in ({"users": 0}, {"concurrency": 100_000}, {"quantity": "many"}, {"speed": 1}):
+            response = await client.post("/dashboard/race", json=body, headers=ADMIN)
+            assert response.status_code == 422, body
+
+
+async def test_only_the_admin_may_start_a_race(database_url: str) -> None:
+    async with v2_client(database_url) as client:
+        anonymous = await client.post("/dashboard/race", json={})
+        wrong = await client.post("/dashboard/race", json={}, headers={"Authorization": "Bearer x"})
+        status = (await client.get("/dashboard/race")).json()
+    assert (anonymous.status_code, wrong.status_code) == (401, 403)
+    assert status["state"] == "idle"  # nothing started
 
 
 async def test_the_race_can_be_switched_off(database_url: str) -> None:
@@ -87,8 +98,8 @@ async def test_the_race_can_be_switched_off(database_url: str) -> None:
 
 def test_the_race_button_runs_one_race_and_fills_the_table(database_url: str) -> None:
     with (
-        running_server(database_url, workers=1) as server,
-        httpx.Client(base_url=server.base_url, timeout=10) as http,
+        running_server(database_url, workers=1, env={"COUPONAPI_ADMIN_TOKEN": TOKEN}) as server,
+        httpx.Client(base_url=server.base_url, timeout=10, headers=ADMIN) as http,
     ):
         assert http.get("/dashboard/race").json()["state"] == "idle"
         body = {"quantity": 10, "users": 60, "concurrency": 30}

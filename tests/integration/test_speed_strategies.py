@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -140,3 +141,17 @@ async def test_the_v1_routes_keep_the_wire_format(
     unknown = await client.post(f"/coupon/api/v1/{path}/{uuid4()}")
     assert unknown.status_code == 404
     assert (await client.post(f"/coupon/api/v1/{path}/nope")).status_code == 400
+
+
+@pytest.mark.parametrize("strategy", [atomic, group_commit])
+async def test_sold_out_is_refused_without_waiting_for_the_row_lock(
+    pool: asyncpg.Pool, strategy: Any
+) -> None:
+    coupon_id = await new_coupon(pool, 0)
+    async with pool.acquire() as holder, holder.transaction():
+        # Someone holds the coupon's row lock (as a locking giver would): a refusal that took
+        # the lock would wait here until the 5 s guard; a lock-free one answers at once.
+        await holder.execute("SELECT 1 FROM coupon WHERE id = $1 FOR UPDATE", coupon_id)
+        with pytest.raises(SoldOut):
+            await asyncio.wait_for(strategy.give(pool, coupon_id, "late"), timeout=5)
+    assert await ledger_state(pool, coupon_id) == LedgerState(0, 0, 0)

@@ -22,7 +22,6 @@ import re
 import time
 from collections.abc import Iterable
 
-from prometheus_client import Counter, Histogram
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -103,7 +102,8 @@ class RequestContext:
         self.metrics_enabled = metrics_enabled
         self.access_log = access_log
         self._routes: dict[tuple[int, str], tuple[str, str | None]] = {}
-        self._children: dict[tuple[object, ...], tuple[Histogram, Counter | None]] = {}
+        Labels = tuple[tuple[str, str, str], tuple[str, str] | None]
+        self._labels: dict[tuple[object, ...], Labels] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,21 +124,25 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.setdefault("headers", [])
-                if not isinstance(headers, list):
-                    headers = message["headers"] = list(headers)
-                headers.append((b"x-request-id", request_id))
-                headers.extend(SECURITY_HEADERS)
+                # A new list: the response's own header list is left as it was.
+                headers = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id),
+                    *SECURITY_HEADERS,
+                ]
                 for name, value in headers:
                     if name == b"content-type" and value.startswith(b"text/html"):
                         headers.append(self.csp)
                         break
+                message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:  # a failure is counted too (as 500 unless an answer had started)
+            if self.metrics_enabled or self.access_log:
+                self._record(scope, status, time.perf_counter() - started)
         # Reset only on success: an exception goes on to be logged, with this request's id.
-        if self.metrics_enabled or self.access_log:
-            self._record(scope, status, time.perf_counter() - started)
         REQUEST_ID.reset(context)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
@@ -154,20 +158,18 @@ class RequestContext:
             if strategy == metrics.V2:
                 strategy = self._v2_strategy(scope)
             # Every label below is bounded (routes, statuses, strategies, domain error names),
-            # so this cache of prometheus children is too.
+            # so this cache is too.
             key = (id(route), scope["method"], status, strategy, scope.get(OUTCOME_KEY))
-            children = self._children.get(key)
-            if children is None:
-                children = self._children[key] = (
-                    metrics.REQUEST_SECONDS.labels(path, scope["method"], str(status)),
-                    None if strategy is None else metrics.CLAIMS.labels(
-                        strategy, _outcome(scope, status)
-                    ),
-                )  # fmt: skip
-            latency, claims = children
-            latency.observe(seconds)
-            if claims is not None:
-                claims.inc()
+            labels = self._labels.get(key)
+            if labels is None:
+                labels = self._labels[key] = (
+                    (path, scope["method"], str(status)),
+                    None if strategy is None else (strategy, _outcome(scope, status)),
+                )
+            latency, claim = labels
+            metrics.TALLY.request(latency, seconds)
+            if claim is not None:
+                metrics.TALLY.claim(claim)
         if self.access_log:
             log.info(
                 "%s %s %d",

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 REF = "#/components/schemas/{name}"
+ADMIN_SCHEME = "adminToken"  # Authorization: Bearer <COUPONAPI_ADMIN_TOKEN>
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 
 
@@ -33,8 +34,10 @@ class Operation(msgspec.Struct, frozen=True):
     responses: dict[int, tuple[type | None, str]] = {}
     description: str = ""
     headers: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, dict[str, Any], str], ...] = ()
     path_formats: dict[str, str] = {}
     deprecated: bool = False
+    admin: bool = False
 
 
 def operation(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -90,7 +93,10 @@ class DocumentGenerator(BaseSchemaGenerator):
             "openapi": "3.0.3",
             "info": self.info,
             "paths": paths,
-            "components": {"schemas": as_openapi_30(components)},
+            "components": {
+                "schemas": as_openapi_30(components),
+                "securitySchemes": {ADMIN_SCHEME: {"type": "http", "scheme": "bearer"}},
+            },
         }
 
     def _operation(self, path: str, spec: Operation, models: list[type]) -> dict[str, Any]:
@@ -111,6 +117,10 @@ class DocumentGenerator(BaseSchemaGenerator):
              "description": text}
             for name, text in spec.headers
         ]  # fmt: skip
+        parameters += [
+            {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+            for name, schema, text in spec.query
+        ]
         result: dict[str, Any] = {
             "summary": spec.summary,
             "tags": list(spec.tags),
@@ -121,6 +131,8 @@ class DocumentGenerator(BaseSchemaGenerator):
             result["description"] = spec.description
         if spec.deprecated:
             result["deprecated"] = True
+        if spec.admin:
+            result["security"] = [{ADMIN_SCHEME: []}]
         if spec.body is not None:
             models.append(spec.body)
             result["requestBody"] = {

@@ -17,7 +17,7 @@ from couponapi.api.bodies import InvalidRequest
 from couponapi.api.openapi import operation
 from couponapi.api.problems import PREFIX, Problem
 from couponapi.api.responses import json_response
-from couponapi.api.v2_coupons import ADMIN, AUTH, INVALID, TAGS, UNKNOWN, pool_of
+from couponapi.api.v2_coupons import AUTH, INVALID, PAGE, TAGS, UNKNOWN, pool_of
 from couponapi.api.v2_input import (
     encode_cursor,
     idempotency_key,
@@ -38,8 +38,14 @@ NOT_LIVE = (Problem, "The claim was released or redeemed already.")
 
 @operation(
     summary="Claim a coupon for a user.",
-    description="Query: `strategy` (" + ", ".join(CLAIM_STRATEGIES) + "; default from "
-    "COUPONAPI_CLAIM_STRATEGY). A replayed answer carries `Idempotent-Replayed: true`.",
+    description="A replayed answer carries `Idempotent-Replayed: true`.",
+    query=(
+        (
+            "strategy",
+            {"type": "string", "enum": list(CLAIM_STRATEGIES)},
+            "How to claim; default from COUPONAPI_CLAIM_STRATEGY.",
+        ),
+    ),
     tags=TAGS,
     body=ClaimCreate,
     headers=KEY,
@@ -78,9 +84,9 @@ def _page(found: list[Claim], limit: int) -> Response:
 
 @operation(
     summary="List a coupon's claims, oldest first (admin, cursor pagination).",
-    description="Query: `limit` (1-200, default 50), `cursor` (the previous page's next_cursor).",
+    query=PAGE,
     tags=TAGS,
-    headers=ADMIN,
+    admin=True,
     responses={200: (ClaimPage, "One page of claims."), **AUTH, 404: UNKNOWN, 422: INVALID},
 )
 async def claims_of_coupon(request: Request) -> Response:
@@ -95,7 +101,7 @@ async def claims_of_coupon(request: Request) -> Response:
 
 @operation(
     summary="List a user's claims, oldest first (cursor pagination).",
-    description="Query: `limit` (1-200, default 50), `cursor` (the previous page's next_cursor).",
+    query=PAGE,
     tags=TAGS,
     path_formats={"user_id": ""},
     responses={200: (ClaimPage, "One page of claims ([] when none)."), 422: INVALID},

@@ -16,12 +16,22 @@ from couponapi.admin import require_admin
 from couponapi.api.openapi import operation
 from couponapi.api.problems import PREFIX, Problem
 from couponapi.api.responses import json_response
-from couponapi.api.v2_input import encode_cursor, page_cursor, page_limit, path_uuid, read_json
+from couponapi.api.v2_input import (
+    MAX_PAGE,
+    encode_cursor,
+    page_cursor,
+    page_limit,
+    path_uuid,
+    read_json,
+)
 from couponapi.api.v2_schemas import CouponCreate, CouponPage, CouponPublic, CouponUpdate
 from couponapi.coupons_v2 import CouponChange, NewCouponV2
 
 TAGS = ("v2 (current API)",)
-ADMIN = (("Authorization", "Bearer <admin token> (COUPONAPI_ADMIN_TOKEN)."),)
+PAGE = (
+    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size (default 50)."),
+    ("cursor", {"type": "string"}, "The previous page's next_cursor."),
+)
 AUTH = {401: (Problem, "No admin bearer token."), 403: (Problem, "Wrong admin token.")}
 INVALID = (Problem, "Malformed id, body or query parameter.")
 UNKNOWN = (Problem, "No coupon with this id.")
@@ -37,7 +47,7 @@ def pool_of(request: Request) -> asyncpg.Pool:
     summary="Create a coupon (admin).",
     tags=TAGS,
     body=CouponCreate,
-    headers=ADMIN,
+    admin=True,
     responses={
         201: (CouponPublic, "The coupon as created."),
         **AUTH,
@@ -62,7 +72,7 @@ async def create_coupon(request: Request) -> Response:
 
 @operation(
     summary="List coupons, oldest first (cursor pagination).",
-    description="Query: `limit` (1-200, default 50), `cursor` (the previous page's next_cursor).",
+    query=PAGE,
     tags=TAGS,
     responses={200: (CouponPage, "One page of coupons."), 422: INVALID},
 )
@@ -92,7 +102,7 @@ async def get_coupon(request: Request) -> Response:
     description="The quantity can go up or down, never below what is claimed (409).",
     tags=TAGS,
     body=CouponUpdate,
-    headers=ADMIN,
+    admin=True,
     responses={
         200: (CouponPublic, "The coupon as changed."),
         **AUTH,

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ExceptionHandler
 
+from couponapi.admin import require_admin
 from couponapi.api.bodies import convert, decode_json_object, read_body
 from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response
@@ -74,12 +75,16 @@ class Dashboard:
         @operation(
             summary="Run the race demo against this server, in the background.",
             description="Creates one coupon per strategy and rushes each with the same crowd. "
-            "One race at a time per database; poll GET /dashboard/race for the table.",
+            "One race at a time per database; poll GET /dashboard/race for the table. Admin only "
+            "(Authorization: Bearer <token>): a race makes the server fire thousands of claims "
+            "at itself.",
             tags=TAGS,
             body=race_job.RaceRequest,
+            admin=True,
             responses={
                 202: (race_job.RaceStatus, "Started."),
-                403: (ErrorV1, "The race demo is switched off (COUPONAPI_ENABLE_RACE=false)."),
+                401: (ErrorV1, "No admin bearer token."),
+                403: (ErrorV1, "Wrong token, or the race demo is switched off."),
                 400: (ErrorV1, "Body is not a JSON object."),
                 409: (ErrorV1, "A race is already running."),
                 422: (ErrorV1, "quantity, users or concurrency out of range."),
@@ -90,6 +95,7 @@ class Dashboard:
             if not settings.enable_race:
                 message = "the race demo is switched off on this server (COUPONAPI_ENABLE_RACE)"
                 return json_response(ErrorV1(code=403, errorDescription=message), 403)
+            require_admin(request)
             data = decode_json_object(await read_body(request, settings.max_body_bytes))
             wanted = convert(data or {}, race_job.RaceRequest)
             assert settings.database_url is not None  # create_app requires it

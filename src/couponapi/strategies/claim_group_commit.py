@@ -2,8 +2,8 @@
 
 Isolation: READ COMMITTED; each batch is one call of claim_coupons_v1 (migration 0002), one
 statement, so one transaction, one round trip and one WAL flush for up to MAX_BATCH claims.
-Locks: per process, a GroupCommitter gathers claims per coupon in arrival order (at most
-MAX_WAIT from idle, or until MAX_BATCH are in) with at most one batch in flight per coupon,
+Locks: per process, a GroupCommitter gathers claims per coupon in arrival order (those that
+arrive while the previous batch commits, up to MAX_BATCH) with one batch in flight per coupon,
 so a process keeps at most one connection on a hot coupon row. In the database the function
 locks the coupon row once, then idempotency keys (sorted), then claim rows: the order every
 claim path uses, so no deadlock; under the coupon row lock it decides the whole batch in

@@ -148,8 +148,11 @@ async function startRace(event) {
   for (const key of ["quantity", "users", "concurrency"]) body[key] = Number(form.get(key));
   const state = document.getElementById("race-state");
   document.getElementById("race-button").disabled = true;
+  const headers = {
+    "Content-Type": "application/json", "Authorization": `Bearer ${form.get("token")}`,
+  };
   const response = await fetch("/dashboard/race", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    method: "POST", headers, body: JSON.stringify(body),
   });
   if (!response.ok) {
     const error = await response.json().catch(() => ({}));

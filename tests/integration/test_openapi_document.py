@@ -1,0 +1,39 @@
+"""The OpenAPI document declares what the routes read: query parameters and the admin scheme."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_admin_routes_declare_the_bearer_scheme(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes == {"adminToken": {"type": "http", "scheme": "bearer"}}
+    secured = {
+        (method, path)
+        for path, operations in document["paths"].items()
+        for method, spec in operations.items()
+        if spec.get("security") == [{"adminToken": []}]
+    }
+    assert secured == {
+        ("post", "/api/v2/coupons"),
+        ("patch", "/api/v2/coupons/{coupon_id}"),
+        ("get", "/api/v2/coupons/{coupon_id}/claims"),
+        ("post", "/dashboard/race"),
+    }
+
+
+async def test_query_parameters_are_declared(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+
+    def query(path: str, method: str) -> dict[str, dict[str, object]]:
+        parameters = paths[path][method]["parameters"]
+        return {p["name"]: p["schema"] for p in parameters if p["in"] == "query"}
+
+    assert query("/api/v2/coupons", "get") == {
+        "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+        "cursor": {"type": "string"},
+    }
+    assert set(query("/api/v2/users/{user_id}/claims", "get")) == {"limit", "cursor"}
+    strategy = query("/api/v2/coupons/{coupon_id}/claims", "post")["strategy"]
+    assert "function" in strategy["enum"]  # type: ignore[operator]
