@@ -3,6 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
+BROWSER := $(VENV)/.browser
 
 .PHONY: help serve test pytest lint format clean bench
 
@@ -18,7 +19,11 @@ serve: $(READY) ## serve the API on :1323 (ARGS="--workers 2 --host 0.0.0.0" to 
 
 test: lint pytest ## lint, type-check, then run the whole test suite
 
-pytest: $(READY) ## run the test suite only (ARGS="-k name" to select)
+$(BROWSER): scripts/ensure-chromium
+	./scripts/ensure-chromium
+	touch $@
+
+pytest: $(READY) $(BROWSER) ## run the test suite only (ARGS="-k name" to select)
 	$(BIN)/pytest $(ARGS)
 
 lint: $(READY) ## ruff and mypy --strict

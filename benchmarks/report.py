@@ -171,18 +171,21 @@ def chart(run: Record, path: Path) -> bool:
         bars = axes.barh(positions, values, height=height, label=scenario)
         for bar, label in zip(bars, labels, strict=True):
             if label:
-                axes.text(1, bar.get_y() + height / 2, label, va="center", color="red", fontsize=8)
+                where = axes.get_yaxis_transform()
+                axes.text(0.01, bar.get_y() + height / 2, f"{scenario}: {label}",
+                          va="center", color="red", fontsize=7, transform=where)  # fmt: skip
     axes.axvline(GO_ORIGINAL_CLAIMS_PER_S, color="grey", linestyle="--",
                  label=f"original Go (~{GO_ORIGINAL_CLAIMS_PER_S}/s)")  # fmt: skip
     axes.axvline(20 * GO_ORIGINAL_CLAIMS_PER_S, color="green", linestyle=":",
                  label="target: 20x the original")  # fmt: skip
-    axes.set_yticks([i + height for i in range(len(targets))], targets)
+    names = [t.split(" (")[0] for t in targets]  # "v1 locking (give-transaction)" -> "v1 locking"
+    axes.set_yticks([i + height for i in range(len(targets))], names)
     axes.invert_yaxis()
     axes.set_xscale("log")
     axes.set_xlabel("granted claims per second (log scale; a broken invariant scores 0)")
     axes.set_title(f"couponapi claims/s, {run['machine']['cores']} cores, durable PostgreSQL")
     axes.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.2, right=0.97, top=0.92, bottom=0.12)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True

