@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
 
-.PHONY: help serve test pytest lint format clean bench
+.PHONY: help serve test pytest lint format clean bench bench-ratelimit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ bench: $(READY) ## benchmark suite, ~15 min (ARGS="--quick" for a short run); se
 	./benchmarks/ensure-tools
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run $(ARGS)
+
+bench-ratelimit: $(READY) ## what the claim rate limiter costs, off vs on (~1.5 min)
+	./benchmarks/ensure-tools
+	$(BIN)/python -m benchmarks.ratelimit
 
 clean: ## remove the venv and caches (keeps the database in .couponapi)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -63,10 +63,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(url: str, server: str, workers: int) -> Iterator[str]:
-    """`couponapi serve --workers N --server S` on a free port; yields its base URL."""
+def running_service(
+    url: str, server: str, workers: int, settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`couponapi serve --workers N --server S` on a free port, with extra COUPONAPI_*
+    `settings` in its environment; yields its base URL."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "COUPONAPI_ADMIN_TOKEN": BENCH_ADMIN_TOKEN}
+    env |= settings or {}
     command = [sys.executable, "-m", "couponapi", "serve", "--port", str(port)]
     command += ["--workers", str(workers), "--server", server]
     log = tempfile.NamedTemporaryFile(prefix="couponapi-bench-", suffix=".log", delete=False)  # noqa: SIM115 (lives as long as the server)

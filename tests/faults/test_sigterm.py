@@ -70,7 +70,12 @@ async def test_sigterm_drains_and_stops_postgres_cleanly() -> None:
                 ]
                 await asyncio.sleep(0.3)
                 serve.send_signal(signal.SIGTERM)
-                await asyncio.sleep(0.3)
+                # Under load the supervisor relays SIGTERM to its workers late: wait until
+                # both say they are shutting down, then try to get in.
+                for _ in range(200):
+                    if log.read_text().count("Shutting down") >= 2:
+                        break
+                    await asyncio.sleep(0.05)
                 # Not served: refused, or (several workers: the supervisor still holds the
                 # listening socket until it exits) left unanswered until it closes.
                 late = await claim(session, base_url, "v1-function", coupon_id, 0.3)
