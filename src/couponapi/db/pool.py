@@ -60,7 +60,9 @@ async def create_pool(url: str, settings: Settings) -> asyncpg.Pool:
     )
     pool = BoundedPool(
         url,
-        min_size=1,
+        # No connection at start-up: a worker (re)started while PostgreSQL is down must still
+        # come up and answer 503, not fail its lifespan and take the server down with it.
+        min_size=0,
         max_size=settings.pool_size,
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
