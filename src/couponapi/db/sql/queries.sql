@@ -24,6 +24,8 @@ UPDATE coupon SET quantity = $2 WHERE id = $1;
 
 -- name: lock_quantity
 -- What is left, with the row locked until the transaction ends.
+-- Safe: every giver of this coupon queues at this one row lock, so each reads what the last
+-- one committed (no oversell); one row lock per transaction makes no cycle (no deadlock).
 SELECT quantity FROM coupon WHERE id = $1 FOR UPDATE;
 
 -- name: decrement_quantity
