@@ -4,7 +4,8 @@ Order: pgbench (PostgreSQL alone), every claim strategy under every scenario on 
 server, then the server comparison (each server in turn on the same endpoints). After every
 wrk run the database is checked (benchmarks.ledger); a broken invariant is a failure, not a
 figure. Results: results/run-<time>.json, results/latest.json, results/RESULTS.md and
-results/claims.png.
+results/claims.png; a partial run (--quick, --only, --scenario, --skip) writes them to
+results/partial/ instead (not kept in git), so it never replaces the published figures.
 """
 
 from __future__ import annotations
@@ -167,13 +168,16 @@ def main() -> None:
                             record = measure(url, base, target, scenario, seconds(scenario))
                             run["servers"].append({"server": name, **record})
     run["minutes"] = round((time.time() - started) / 60, 1)
-    RESULTS.mkdir(exist_ok=True)
+    # Only a full run replaces the published figures; a partial one goes beside them.
+    partial = args.quick or args.only or args.scenario or args.skip
+    out = RESULTS / "partial" if partial else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
     text = json.dumps(run, indent=1)
-    (RESULTS / f"run-{stamp}.json").write_text(text)
-    (RESULTS / "latest.json").write_text(text)
-    report.write(run, RESULTS)
-    print(f"done in {run['minutes']} min: {RESULTS / 'RESULTS.md'}", flush=True)
+    (out / f"run-{stamp}.json").write_text(text)
+    (out / "latest.json").write_text(text)
+    report.write(run, out)
+    print(f"done in {run['minutes']} min: {out / 'RESULTS.md'}", flush=True)
 
 
 if __name__ == "__main__":

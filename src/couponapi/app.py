@@ -53,6 +53,9 @@ def create_app(settings: Settings) -> Starlette:
     dashboard = Dashboard()  # the live page, its stats and the race button
     app = Starlette(
         routes=[
+            # The router tries routes in order, a regex each: the claim routes come first.
+            *v2.claim_routes(),
+            *v1.claim_routes(),
             *v1.routes(),
             *v2.routes(),
             *docs_routes(document),

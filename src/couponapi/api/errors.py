@@ -7,16 +7,14 @@ that cannot be reached is 503 with Retry-After; anything else is a 500 with a fi
 
 from __future__ import annotations
 
-import inspect
 import logging
-from typing import cast
 
 import asyncpg
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ExceptionHandler, HTTPExceptionHandler
+from starlette.types import ExceptionHandler
 
 from couponapi import metrics
 from couponapi.api import problems
@@ -67,30 +65,48 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def _answer(
+    request: Request,
+    error: Exception,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """/api/v2 answers RFC 9457 problem details (api/problems.py); other paths keep v1's shape."""
+    if problems.is_v2(request):
+        return problems.problem_for(error, status, message, headers)
+    return error_response(status, message, headers)
+
+
 async def _domain(request: Request, error: Exception) -> Response:
     assert isinstance(error, CouponError)
     request.scope[OUTCOME_KEY] = type(error).__name__  # the claims metric's outcome label
     status = STATUS_OF.get(type(error), 400)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
-    return error_response(status, str(error), headers)
+    return _answer(request, error, status, str(error), headers)
 
 
 async def _invalid(request: Request, error: Exception) -> Response:
     assert isinstance(error, InvalidRequest)
-    return error_response(error.status, str(error))
+    return _answer(request, error, error.status, str(error))
 
 
 async def _http(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    return error_response(error.status_code, str(error.detail), dict(error.headers or {}))
+    headers = dict(error.headers or {})
+    return _answer(request, error, error.status_code, str(error.detail), headers)
 
 
 async def _unavailable(request: Request, error: Exception) -> Response:
     metrics.database_error("unavailable")
     if (held := _quiet.allow()) is not None:
         log.warning("database unavailable: %r (and %d more since the last line)", error, held)
-    return error_response(
-        503, "the database is unavailable, retry shortly", {"Retry-After": RETRY_AFTER_SECONDS}
+    return _answer(
+        request,
+        error,
+        503,
+        "the database is unavailable, retry shortly",
+        {"Retry-After": RETRY_AFTER_SECONDS},
     )
 
 
@@ -106,18 +122,20 @@ async def _timed_out(request: Request, error: Exception) -> Response:
     metrics.database_error(kind)
     if (held := _quiet.allow()) is not None:
         log.warning("%s: %r (and %d more since the last line)", kind, error, held)
-    return error_response(503, f"{message}, retry shortly", {"Retry-After": RETRY_AFTER_SECONDS})
+    retry = {"Retry-After": RETRY_AFTER_SECONDS}
+    return _answer(request, error, 503, f"{message}, retry shortly", retry)
 
 
 async def _bad_text(request: Request, error: Exception) -> Response:
     """PostgreSQL refused a string (a NUL byte, which `text` cannot hold): the client's."""
     metrics.database_error("bad_text")
-    return error_response(422, "a text field holds a character PostgreSQL cannot store (NUL)")
+    message = "a text field holds a character PostgreSQL cannot store (NUL)"
+    return _answer(request, error, 422, message)
 
 
 async def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal error")
+    return _answer(request, error, 500, "internal error")
 
 
 def exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
@@ -134,15 +152,4 @@ def exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
         handlers[timeout] = _timed_out
     for text in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
         handlers[text] = _bad_text
-    return {kind: _v2_aware(cast(HTTPExceptionHandler, h)) for kind, h in handlers.items()}
-
-
-def _v2_aware(handler: HTTPExceptionHandler) -> HTTPExceptionHandler:
-    """/api/v2 answers RFC 9457 problem details (api/problems.py); other paths keep v1's shape."""
-
-    async def handle(request: Request, error: Exception) -> Response:
-        answer = handler(request, error)
-        response = await answer if inspect.isawaitable(answer) else answer
-        return problems.as_problem(request, error, response)
-
-    return handle
+    return handlers

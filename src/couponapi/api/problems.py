@@ -85,7 +85,7 @@ class Problem(msgspec.Struct):
 
 def is_v2(request: Request) -> bool:
     """Whether the request is for the current API (problem details) rather than v1."""
-    path: str = request.url.path
+    path: str = request.scope["path"]
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
@@ -107,17 +107,13 @@ def problem_response(
     )
 
 
-def as_problem(request: Request, error: Exception, answer: Response) -> Response:
-    """`answer` (an error in v1's shape) as problem details when the request is for /api/v2."""
-    if not is_v2(request):
-        return answer
-    detail = str(msgspec.json.decode(bytes(answer.body)).get("errorDescription", ""))
-    headers = {
-        name: value
-        for name, value in answer.headers.items()
-        if name not in ("content-length", "content-type")
-    }
-    if isinstance(error, CouponError) and error.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    kind = DOMAIN.get(type(error)) if isinstance(error, CouponError) else None
-    return problem_response(answer.status_code, detail, kind, headers)
+def problem_for(
+    error: Exception, status: int, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The problem details answering `error` (its kind when it is a domain error)."""
+    kind = None
+    if isinstance(error, CouponError):
+        kind = DOMAIN.get(type(error))
+        if error.replayed:
+            headers = {**(headers or {}), "Idempotent-Replayed": "true"}
+    return problem_response(status, detail, kind, headers)

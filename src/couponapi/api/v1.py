@@ -12,9 +12,11 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from couponapi import service
 from couponapi.admin import require_admin
+from couponapi.api.asgi_route import AsgiRoute, send_json
 from couponapi.api.bodies import InvalidRequest, convert, decode_json_object, parse_uuid, read_body
 from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response
@@ -130,24 +132,32 @@ def give_endpoint(strategy: str, summary: str, description: str) -> Route:
             422: (ErrorV1, "userId empty or too long."),
         },
     )
-    async def give(request: Request) -> Response:
+    async def give(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
         settings = _settings(request)
         if strategy == "naive" and not settings.enable_naive:
             raise StrategyDisabled(strategy)
         coupon_id: UUID = parse_uuid(request.path_params["coupon_id"])
         user_id = await _user_id(request, settings.max_body_bytes)
         grant = await service.give(_pool(request), strategy, coupon_id, user_id)
-        return json_response(GrantV1.of(grant))
+        await send_json(send, GrantV1.of(grant))
 
-    return Route(f"{PREFIX}/{path[strategy]}/{{coupon_id}}", give, methods=["POST"])
+    # Plain ASGI (api/asgi_route): these routes take the crowd.
+    return AsgiRoute(f"{PREFIX}/{path[strategy]}/{{coupon_id}}", give, methods=["POST"])
 
 
 def routes() -> list[BaseRoute]:
-    """Every v1 route; /all is listed before /{coupon_id} so it is not read as an id."""
+    """The v1 coupon routes; /all is listed before /{coupon_id} so it is not read as an id."""
     return [
         Route(f"{PREFIX}/all", list_coupons, methods=["GET"]),
         Route(f"{PREFIX}/create", create_coupon, methods=["POST"]),
         Route(f"{PREFIX}/{{coupon_id}}", get_coupon, methods=["GET"]),
+    ]
+
+
+def claim_routes() -> list[BaseRoute]:
+    """The give routes, one per strategy: they take the crowd (create_app lists them first)."""
+    return [
         give_endpoint(
             "naive",
             "UNSAFE: give by read-then-write (oversells).",

@@ -9,10 +9,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from couponapi import claims_service
 from couponapi.admin import require_admin
 from couponapi.api import v2_coupons
+from couponapi.api.asgi_route import AsgiRoute, send_json
 from couponapi.api.bodies import InvalidRequest
 from couponapi.api.openapi import operation
 from couponapi.api.problems import PREFIX, Problem
@@ -32,6 +34,7 @@ from couponapi.claims import Claim, ClaimRequest
 from couponapi.codes import normalize_code
 from couponapi.strategies.v2 import CLAIM_STRATEGIES
 
+REPLAYED = ((b"idempotent-replayed", b"true"),)
 KEY = (("Idempotency-Key", "Retries with the same key get the first answer (kept 24 h)."),)
 NOT_LIVE = (Problem, "The claim was released or redeemed already.")
 
@@ -57,10 +60,13 @@ NOT_LIVE = (Problem, "The claim was released or redeemed already.")
         422: (Problem, "Malformed input, unknown strategy, or the key was used for another body."),
     },
 )
-async def claim(request: Request) -> Response:
-    """Claim a coupon for a user."""
+async def claim(scope: Scope, receive: Receive, send: Send) -> None:
+    """Claim a coupon for a user (plain ASGI: the route that takes the crowd, api/asgi_route)."""
+    request = Request(scope, receive)
     settings = settings_of(request)
-    strategy = request.query_params.get("strategy", settings.claim_strategy)
+    strategy = settings.claim_strategy
+    if scope["query_string"]:
+        strategy = request.query_params.get("strategy", strategy)
     if strategy not in CLAIM_STRATEGIES:
         raise InvalidRequest(422, f"unknown strategy {strategy!r}: one of {list(CLAIM_STRATEGIES)}")
     coupon_id = path_uuid(request, "coupon_id")
@@ -69,10 +75,7 @@ async def claim(request: Request) -> Response:
     claimed = await claims_service.claim(
         pool_of(request), strategy, coupon_id, ClaimRequest(body.user_id, key)
     )
-    response = json_response(ClaimPublic.of(claimed.claim), status=201)
-    if claimed.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    await send_json(send, ClaimPublic.of(claimed.claim), 201, REPLAYED if claimed.replayed else ())
 
 
 def _page(found: list[Claim], limit: int) -> Response:
@@ -154,11 +157,15 @@ async def redeem(request: Request) -> Response:
     return json_response(ClaimPublic.of(await claims_service.redeem(pool_of(request), code)))
 
 
+def claim_routes() -> list[BaseRoute]:
+    """The route that takes the crowd (create_app lists it first)."""
+    return [AsgiRoute(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"])]
+
+
 def routes() -> list[BaseRoute]:
-    """Every v2 route."""
+    """Every other v2 route."""
     return [
         *v2_coupons.routes(),
-        Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"]),
         Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claims_of_coupon, methods=["GET"]),
         Route(f"{PREFIX}/users/{{user_id}}/claims", claims_of_user, methods=["GET"]),
         Route(f"{PREFIX}/claims/redeem", redeem, methods=["POST"]),
