@@ -79,4 +79,9 @@ def claim_matrix() -> list[tuple[Target, Scenario]]:
 def server_matrix() -> list[tuple[Target, Scenario]]:
     """What the server comparison runs on each server: the web layer, and a claim."""
     group_v2 = next(t for t in V2_TARGETS if t.strategy == "group_commit")
-    return [(GET_COUPON, GET_100), (V1_TARGETS[3], SOLD_OUT), (group_v2, HOT_100)]
+    return [
+        (GET_COUPON, GET_100),
+        (V1_TARGETS[3], SOLD_OUT),
+        (group_v2, HOT_100),
+        (group_v2, HOT_1000),
+    ]

@@ -71,5 +71,5 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def app_from_environment() -> Starlette:
-    """Factory for uvicorn workers: settings come from the environment `serve` prepared."""
+    """Factory for the server's workers: settings come from the environment `serve` prepared."""
     return create_app(Settings())

@@ -10,15 +10,13 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-import uvicorn
-
+from couponapi import servers
 from couponapi.admin import kept_or_new_token, token_file
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from couponapi.db.migrate import ensure_database, migrate_url
 from couponapi.loadtest import commands as load_commands
 from couponapi.logging import log_config
-from couponapi.servers import BACKLOG, SERVERS, run_granian
 
 
 def _embedded(settings: Settings) -> EmbeddedPostgres:
@@ -53,23 +51,7 @@ def serve(settings: Settings) -> None:
         # Each worker keeps its metrics in files here; /metrics sums them (couponapi.metrics).
         metrics_dir = tempfile.mkdtemp(prefix="couponapi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        if settings.server == "granian":  # see couponapi.servers and README "Performance"
-            run_granian(settings, log_config(settings.log_level))
-            return
-        uvicorn.run(
-            "couponapi.app:app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            timeout_graceful_shutdown=10,
-            proxy_headers=False,  # the app honours X-Forwarded-For from trusted proxies only
-            backlog=BACKLOG,
-            log_config=log_config(settings.log_level),
-        )
+        servers.run(settings, log_config(settings.log_level))
     finally:
         if started is not None:
             started.stop()
@@ -97,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 1323)")
     run.add_argument("--workers", type=int, help="server processes (default 1)")
-    run.add_argument("--server", choices=SERVERS, help="HTTP server (default uvicorn)")
+    run.add_argument("--server", choices=servers.SERVERS, help="HTTP server (default granian)")
     commands.add_parser("migrate", help="apply the schema migrations and exit")
     db = commands.add_parser("db", help="the private PostgreSQL server")
     db.add_argument("action", choices=["start", "stop", "url"])

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     port: int = Field(default=1323, ge=1, le=65535, description="Port `serve` listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server processes for `serve`.")
     server: Literal["uvicorn", "granian"] = Field(
-        default="uvicorn", description="HTTP server `serve` runs (measured: README Performance)."
+        default="granian", description="HTTP server `serve` runs (measured: README Performance)."
     )
     pool_size: int = Field(
         default=10, ge=1, le=200, description="PostgreSQL connections per server process."

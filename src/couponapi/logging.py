@@ -56,7 +56,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def log_config(level: str = "info") -> dict[str, Any]:
-    """A logging.config.dictConfig for the server: ours and uvicorn's loggers, all JSON."""
+    """A logging.config.dictConfig for the server: ours, uvicorn's and granian's, all JSON."""
     level = level.upper()
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {

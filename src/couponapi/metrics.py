@@ -1,6 +1,6 @@
 """Prometheus metrics: requests, claims by strategy and outcome, batches, pool, database errors.
 
-With several uvicorn workers each process counts on its own; `serve` points
+With several server workers each process counts on its own; `serve` points
 PROMETHEUS_MULTIPROC_DIR at a fresh directory before the workers start, prometheus_client
 then keeps every process's values in memory-mapped files there, and /metrics adds them up,
 so the figures are the whole server's whichever worker answers. Without that variable (tests,
@@ -175,7 +175,7 @@ TALLY = Tally()
 
 
 def _forget_dead_processes(directory: Path) -> None:
-    """Drop the live gauges of workers that died (uvicorn restarts them with a new pid)."""
+    """Drop the live gauges of workers that died (the server restarts them with a new pid)."""
     for path in directory.glob("gauge_live*_*.db"):
         pid = int(path.stem.rsplit("_", 1)[1])
         try:

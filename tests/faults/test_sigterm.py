@@ -71,9 +71,11 @@ async def test_sigterm_drains_and_stops_postgres_cleanly() -> None:
                 await asyncio.sleep(0.3)
                 serve.send_signal(signal.SIGTERM)
                 # Under load the supervisor relays SIGTERM to its workers late: wait until
-                # both say they are shutting down, then try to get in.
+                # both say they are shutting down (in uvicorn's or granian's words), then try
+                # to get in.
                 for _ in range(200):
-                    if log.read_text().count("Shutting down") >= 2:
+                    said = log.read_text()
+                    if said.count("Shutting down") + said.count("Stopping worker-") >= 2:
                         break
                     await asyncio.sleep(0.05)
                 # Not served: refused, or (several workers: the supervisor still holds the

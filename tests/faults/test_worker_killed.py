@@ -1,8 +1,9 @@
 """A server worker SIGKILLed in the middle of a crowd: the other carries on, nothing is lost.
 
-uvicorn's supervisor starts a new worker in its place; what matters here is that requests
-keep being answered and that the ledger holds every acknowledged claim. The requests the
-dead worker had in flight get a broken connection (not acknowledged: the client retries).
+The server's supervisor (uvicorn's or granian's) starts a new worker in its place; what
+matters here is that requests keep being answered and that the ledger holds every
+acknowledged claim. The requests the dead worker had in flight get a broken connection (not
+acknowledged: the client retries).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ MAX_CLAIMS = 3_000
 
 
 def workers(server_pid: int) -> list[int]:
-    return [pid for pid in children_of(server_pid) if "spawn_main" in cmdline(pid)]
+    """The server's worker processes, for uvicorn (spawned) and granian (forked) alike."""
+    return [pid for pid in children_of(server_pid) if "resource_tracker" not in cmdline(pid)]
 
 
 async def test_worker_killed_mid_load(database_url: str, pool: asyncpg.Pool) -> None:
@@ -83,7 +85,7 @@ async def test_worker_killed_mid_load(database_url: str, pool: asyncpg.Pool) -> 
             stop.set()
             await asyncio.gather(*clients)
 
-        async def replaced_yet() -> bool:  # informational: uvicorn's supervisor restarts it
+        async def replaced_yet() -> bool:  # informational: the supervisor restarts it
             return any(pid not in before for pid in workers(server.process.pid))
 
         replaced = await wait_until(replaced_yet, seconds=10)

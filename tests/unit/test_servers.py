@@ -1,4 +1,4 @@
-"""`serve --server`: the HTTP server is a validated setting, uvicorn unless told otherwise."""
+"""`serve --server`: the HTTP server is a validated setting, granian unless told otherwise."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from couponapi.config import Settings
 from couponapi.servers import SERVERS
 
 
-def test_uvicorn_is_the_default_and_granian_can_be_chosen() -> None:
-    assert Settings.model_fields["server"].default == "uvicorn"
-    assert Settings(server="granian").server == "granian"
-    assert _parser().parse_args(["serve", "--server", "granian"]).server == "granian"
+def test_granian_is_the_default_and_uvicorn_can_be_chosen() -> None:
+    assert Settings.model_fields["server"].default == "granian"
+    assert Settings(server="uvicorn").server == "uvicorn"
+    assert _parser().parse_args(["serve", "--server", "uvicorn"]).server == "uvicorn"
     assert set(SERVERS) == {"uvicorn", "granian"}
 
 
