@@ -21,6 +21,8 @@ from benchmarks.run import RESULTS, WORKERS
 from benchmarks.scenarios import HOT_100, HOT_1000, V1_TARGETS, V2_TARGETS
 from benchmarks.service import fresh_database, running_service
 from benchmarks.wrk import Load, run_wrk
+from couponapi.config import Settings
+from couponapi.servers import SERVERS
 
 
 def py_spy() -> str:
@@ -53,14 +55,15 @@ def main() -> None:
     parser.add_argument("--scenario", choices=["hot-100", "hot-1000"], default="hot-100")
     parser.add_argument("--api", choices=["v1", "v2"], default="v2")
     parser.add_argument("--seconds", type=float, default=8)
-    parser.add_argument("--server", default="uvicorn")
+    parser.add_argument("--server", choices=SERVERS, help="default: serve's default")
     args = parser.parse_args()
     scenario = HOT_100 if args.scenario == "hot-100" else HOT_1000
     pick = V2_TARGETS if args.api == "v2" else V1_TARGETS
     target = next(t for t in pick if t.strategy == "group_commit")
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"profile-{args.api}-{scenario.name}"
-    with fresh_database() as url, running_service(url, args.server, WORKERS) as base:
+    server = args.server or Settings().server
+    with fresh_database() as url, running_service(url, server, WORKERS) as base:
         coupons = asyncio.run(make_coupons(url, 1, scenario.quantity))
         port = base.rsplit(":", 1)[1]
         parent = subprocess.run(
