@@ -1,0 +1,114 @@
+"""`python -m benchmarks.cpu`: where a claim's CPU goes, per component, under wrk.
+
+On 2 cores shared by the server, PostgreSQL and wrk, claims/s is the machine's CPU divided by
+the CPU one claim costs all three. This measures that cost: the CPU time (user + system, from
+/proc) the server's processes (the `serve` process and its workers), PostgreSQL's processes
+and wrk spent during one wrk run, divided by the requests answered. Group commit, one hot
+coupon, 100 connections, v1 and v2, on both servers, alternated twice. CPU time varies less
+with the other jobs on the machine than requests/s does, though it does vary (steal time,
+caches). The database is checked after every run, as in benchmarks.run. Result:
+results/cpu.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.run import RESULTS, WORKERS, measure
+from benchmarks.scenarios import HOT_100, V1_TARGETS, V2_TARGETS
+from benchmarks.service import fresh_database, running_service
+from couponapi.servers import SERVERS
+
+SECONDS = 8.0
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command name) of every process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            found[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), name)
+    return found
+
+
+def _sample(server_pid: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each process of the server's tree and of PostgreSQL.
+
+    Taken fresh each time: pool connections (so PostgreSQL backends) open during a run."""
+    processes = _processes()
+    tree = {server_pid}
+    for _ in range(3):  # serve -> workers -> (their helpers)
+        tree |= {pid for pid, (parent, _) in processes.items() if parent in tree}
+    groups = {
+        "server": sorted(tree),
+        "postgres": [pid for pid, (_, name) in processes.items() if name == "postgres"],
+    }
+    sample: dict[str, dict[int, float]] = {}
+    for group, pids in groups.items():
+        sample[group] = {}
+        for pid in pids:
+            try:
+                sample[group][pid] = _cpu_seconds(pid)
+            except OSError:  # ended meanwhile: its time is lost to this sample
+                continue
+    children = os.times()
+    sample["wrk"] = {0: children.children_user + children.children_system}  # wrk is our child
+    return sample
+
+
+def _spent(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    """CPU seconds each group spent between two samples (a new process: all of its time)."""
+    return {
+        group: sum(cpu - before.get(group, {}).get(pid, 0.0) for pid, cpu in pids.items())
+        for group, pids in after.items()
+    }
+
+
+def main() -> None:
+    """Alternate the servers twice; per run, microseconds of CPU per answered request."""
+    targets = [next(t for t in targets if t.strategy == "group_commit")
+               for targets in (V1_TARGETS, V2_TARGETS)]  # fmt: skip
+    runs: list[dict[str, Any]] = []
+    with fresh_database() as url:
+        for _ in range(2):
+            for server in SERVERS:
+                with running_service(url, server, WORKERS) as base:
+                    port = base.rsplit(":", 1)[1]
+                    serve = subprocess.run(
+                        ["pgrep", "-f", f"couponapi serve --port {port}"],
+                        capture_output=True, text=True, check=True,
+                    ).stdout.split()[0]  # fmt: skip
+                    for target in targets:
+                        before = _sample(int(serve))
+                        record = measure(url, base, target, HOT_100, SECONDS)
+                        spent = _spent(before, _sample(int(serve)))
+                        cpu = {group: round(seconds / record["requests"] * 1e6)
+                               for group, seconds in spent.items()}  # fmt: skip
+                        print(f"    CPU per request, us: {cpu}", flush=True)
+                        runs.append({"server": server, "cpu_us_per_request": cpu, **record})
+    result = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "workers": WORKERS, "seconds": SECONDS, "runs": runs}  # fmt: skip
+    (RESULTS / "cpu.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written: {RESULTS / 'cpu.json'}")
+
+
+if __name__ == "__main__":
+    main()
