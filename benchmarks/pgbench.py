@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from couponapi.db.embedded import find_binaries
+from couponapi.db.migrate import function_as_created
 
 SCRIPTS = Path(__file__).with_name("pgbench")
 BATCH = 50
@@ -30,7 +31,10 @@ RUNS = [
     ("unit pool (SKIP LOCKED), 100 clients", "unit_pool.sql", 100, 1, "units"),
     ("v2 claim_coupons_v1 one, 100 clients", "v2_one.sql", 100, 1, "v2"),
     (f"v2 claim_coupons_v1 batch of {BATCH}, 2 clients", "v2_batch.sql", 2, BATCH, "v2"),
+    # The loop that migration 0004 replaced, run right after the set-based function.
+    (f"v2 0002's loop, batch of {BATCH}, 2 clients", "v2_batch_0002.sql", 2, BATCH, "v2"),
 ]
+REPLACED = ("0002_current_api", "claim_coupons_v1", "claim_coupons_v1_0002")
 
 
 UNIT_POOL_ROWS = 400_000
@@ -51,6 +55,12 @@ async def make_unit_pool(connection: asyncpg.Connection, coupon: UUID) -> None:
         UNIT_POOL_ROWS,
     )
     await connection.execute("VACUUM ANALYZE bench_coupon_unit")
+
+
+async def load_replaced_loop(connection: asyncpg.Connection) -> None:
+    """0002's claim_coupons_v1, as claim_coupons_v1_0002, for v2_batch_0002.sql."""
+    await connection.execute(f"DROP FUNCTION IF EXISTS {REPLACED[2]}")
+    await connection.execute(function_as_created(*REPLACED))
 
 
 def pgbench_binary() -> str | None:

@@ -1,8 +1,10 @@
 """`python -m benchmarks.profile [--scenario hot-100|hot-1000] [--api v1|v2]`: where a worker's
 time goes while the default v2 strategy (or v1 group commit) serves one hot coupon.
 
-py-spy samples one of the 2 workers for the run; results/profile-<scenario>.svg is the flame
-graph and results/profile-<scenario>.txt the frames with the most samples (own and total).
+py-spy samples one of the 2 workers for the run; results/profile-<api>-<scenario>.svg is the
+flame graph and results/profile-<api>-<scenario>.txt the frames with the most samples (own and
+total). `--native` adds C and Rust frames and every thread (granian's I/O thread included):
+results/profile-<api>-<scenario>-native.*.
 """
 
 from __future__ import annotations
@@ -56,12 +58,15 @@ def main() -> None:
     parser.add_argument("--api", choices=["v1", "v2"], default="v2")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--server", choices=SERVERS, help="default: serve's default")
+    parser.add_argument(
+        "--native", action="store_true", help="C and Rust frames too, every thread (-native)"
+    )
     args = parser.parse_args()
     scenario = HOT_100 if args.scenario == "hot-100" else HOT_1000
     pick = V2_TARGETS if args.api == "v2" else V1_TARGETS
     target = next(t for t in pick if t.strategy == "group_commit")
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"profile-{args.api}-{scenario.name}"
+    stem = RESULTS / f"profile-{args.api}-{scenario.name}{'-native' if args.native else ''}"
     server = args.server or Settings().server
     with fresh_database() as url, running_service(url, server, WORKERS) as base:
         coupons = asyncio.run(make_coupons(url, 1, scenario.quantity))
@@ -71,7 +76,9 @@ def main() -> None:
         ).stdout.split()[0]
         workers = subprocess.run(["pgrep", "-P", parent], capture_output=True, text=True)
         worker = workers.stdout.split()[-1]
-        record = [py_spy(), "record", "-p", worker, "-d", str(int(args.seconds)), "--nonblocking"]
+        record = [py_spy(), "record", "-p", worker, "-d", str(int(args.seconds))]
+        # Native frames need the process paused while sampled (py-spy refuses otherwise).
+        record += ["--native", "--threads"] if args.native else ["--nonblocking"]
         spies = [
             subprocess.Popen([*record, "-f", fmt, "-o", f"{stem}.{ext}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

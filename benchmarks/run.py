@@ -94,6 +94,8 @@ def run_pgbench(url: str, seconds: float, only: str | None) -> list[dict[str, An
         (coupon,) = asyncio.run(make_coupons(url, 1, HOT_QUANTITY))
         if api == "units":
             asyncio.run(with_connection(url, pgbench.make_unit_pool, coupon))
+        if script == "v2_batch_0002.sql":
+            asyncio.run(with_connection(url, pgbench.load_replaced_loop))
         figures = pgbench.run_pgbench(url, script, clients, seconds, coupon)
         problems = []
         if api != "units":  # the unit pool does not touch coupon.quantity

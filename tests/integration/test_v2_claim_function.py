@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from importlib.resources import files
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,6 +20,7 @@ import pytest
 
 from couponapi import claims
 from couponapi.claims import ClaimRequest, claim_arguments
+from couponapi.db.migrate import function_as_created
 from couponapi.db.queries import query
 from couponapi.strategies import claim_function
 
@@ -194,11 +194,7 @@ KEYS = [f"k{n}" for n in range(6)]
 
 def reference_definition() -> str:
     """claim_coupons_v1 exactly as migration 0002 created it, renamed REFERENCE."""
-    migration = files("couponapi.db").joinpath("sql", "migrations", "0002_current_api.sql")
-    text = migration.read_text()
-    start = text.index("CREATE FUNCTION claim_coupons_v1(")
-    end = text.index("\n$$;", start) + len("\n$$;")
-    return text[start:end].replace("claim_coupons_v1(", f"{REFERENCE}(", 1)
+    return function_as_created("0002_current_api", "claim_coupons_v1", REFERENCE)
 
 
 class Side:

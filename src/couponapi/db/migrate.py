@@ -24,6 +24,15 @@ def migration_files() -> list[tuple[str, str]]:
     return [(name.removesuffix(".sql"), folder.joinpath(name).read_text()) for name in names]
 
 
+def function_as_created(version: str, function: str, renamed: str) -> str:
+    """The CREATE FUNCTION statement of `function` as migration `version` wrote it, under the
+    name `renamed`: to run a replaced definition beside the current one (tests, benchmarks)."""
+    text = dict(migration_files())[version]
+    start = text.index(f"CREATE FUNCTION {function}(")
+    end = text.index("\n$$;", start) + len("\n$$;")
+    return text[start:end].replace(f"{function}(", f"{renamed}(", 1)
+
+
 async def migrate(connection: asyncpg.Connection) -> list[str]:
     """Apply every migration not yet applied; returns the versions applied now."""
     await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
