@@ -21,10 +21,10 @@ from couponapi.api.problems import PREFIX, Problem
 from couponapi.api.responses import json_response
 from couponapi.api.v2_coupons import AUTH, INVALID, PAGE, TAGS, UNKNOWN, pool_of
 from couponapi.api.v2_input import (
-    encode_cursor,
     idempotency_key,
     page_cursor,
     page_limit,
+    page_of,
     path_uuid,
     read_json,
     settings_of,
@@ -79,9 +79,7 @@ async def claim(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def _page(found: list[Claim], limit: int) -> Response:
-    items = found[:limit]
-    more = len(found) > limit
-    cursor = encode_cursor(items[-1].claimed_at, items[-1].id) if more else None
+    items, cursor = page_of(found, limit, lambda claim: (claim.claimed_at, claim.id))
     return json_response(ClaimPage(items=[ClaimPublic.of(c) for c in items], next_cursor=cursor))
 
 

@@ -18,9 +18,9 @@ from couponapi.api.problems import PREFIX, Problem
 from couponapi.api.responses import json_response
 from couponapi.api.v2_input import (
     MAX_PAGE,
-    encode_cursor,
     page_cursor,
     page_limit,
+    page_of,
     path_uuid,
     read_json,
 )
@@ -80,9 +80,7 @@ async def list_coupons(request: Request) -> Response:
     """List coupons, oldest first."""
     limit = page_limit(request)
     found = await coupons_v2.list_coupons(pool_of(request), page_cursor(request), limit + 1)
-    items = found[:limit]
-    more = len(found) > limit
-    cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+    items, cursor = page_of(found, limit, lambda coupon: (coupon.created_at, coupon.id))
     return json_response(CouponPage(items=[CouponPublic.of(c) for c in items], next_cursor=cursor))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -68,6 +69,16 @@ def encode_cursor(at: datetime, last_id: UUID) -> str:
     """The opaque cursor that continues after the row (at, last_id)."""
     raw = msgspec.json.encode([at, last_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def page_of[T](
+    found: Sequence[T], limit: int, keyset: Callable[[T], tuple[datetime, UUID]]
+) -> tuple[list[T], str | None]:
+    """One page from `found` (fetched with `limit + 1`, so one more tells that more exist): its
+    first `limit` items and the cursor that continues after them (None: the last page)."""
+    items = list(found[:limit])
+    cursor = encode_cursor(*keyset(items[-1])) if len(found) > limit else None
+    return items, cursor
 
 
 def page_cursor(request: Request) -> tuple[datetime, UUID] | None:
