@@ -17,10 +17,10 @@ import asyncpg
 import httpx
 import pytest
 
-from couponapi.app import create_app
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, ServerInfo
 from couponapi.db.migrate import ensure_database, migrate_url
+from tests.support import app_client
 
 TEMPLATE = "couponapi_template"
 
@@ -58,6 +58,26 @@ async def database_url(pg_server: ServerInfo) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture(scope="module")
+def module_database_url(pg_server: ServerInfo) -> Iterator[str]:
+    """A fresh copy of the migrated template shared by one module's tests, dropped afterwards
+    (for modules that start a server once)."""
+    name = f"module_{uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(pg_server.url("postgres"))
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    try:
+        yield pg_server.url(name)
+    finally:
+        asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's database, for arranging data and checking results."""
@@ -74,8 +94,5 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client wired to the app in-process, its lifespan (and pool) running."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as test_client:
-            yield test_client
+    async with app_client(settings) as test_client:
+        yield test_client

@@ -7,13 +7,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 import httpx
+
+from couponapi.app import create_app
+from couponapi.config import Settings
 
 
 def free_port() -> int:
@@ -100,3 +103,16 @@ async def ledger_state(pool: asyncpg.Pool, coupon_id: UUID) -> LedgerState:
     )
     assert row is not None
     return LedgerState(row["quantity_left"], row["ledger_rows"], row["distinct_users"])
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings, client: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process with `settings`, its lifespan (and pool) running, as seen from the
+    address `client`."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(client, 5555))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http

@@ -7,12 +7,9 @@ document declares for it (status, content type, body schema). Bounded: MAX_EXAMP
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
-from uuid import uuid4
 
-import asyncpg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -27,8 +24,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from couponapi.db.embedded import ServerInfo
-from tests.conftest import TEMPLATE
 from tests.faults.helpers import record
 from tests.support import running_server
 
@@ -47,24 +42,11 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(pg_server: ServerInfo) -> Iterator[str]:
+def fuzz_server(module_database_url: str) -> Iterator[str]:
     """A server (one worker) on a fresh database for the whole module."""
-    name = f"fuzz_{uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(pg_server.url("postgres"))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    try:
-        env = {"COUPONAPI_ADMIN_TOKEN": ADMIN_TOKEN}
-        with running_server(pg_server.url(name), workers=1, env=env) as server:
-            yield server.base_url
-    finally:
-        asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+    env = {"COUPONAPI_ADMIN_TOKEN": ADMIN_TOKEN}
+    with running_server(module_database_url, workers=1, env=env) as server:
+        yield server.base_url
 
 
 def fuzz(operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode) -> list[str]:

@@ -14,7 +14,6 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from couponapi.db.embedded import ServerInfo
 from couponapi.loadtest import ledger
 from couponapi.loadtest.crowd import Tally
 from couponapi.loadtest.model import Outcome, Summary, classify, percentile
@@ -23,8 +22,6 @@ from couponapi.loadtest.targets import BY_NAME
 from tests.support import free_port, running_server
 
 pytestmark = pytest.mark.concurrency
-
-TEMPLATE = "couponapi_template"
 
 
 class Served:
@@ -62,23 +59,10 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(pg_server: ServerInfo) -> Iterator[Served]:
+def served(module_database_url: str) -> Iterator[Served]:
     """One 2-worker server for the module, on a fresh copy of the migrated template."""
-    name = f"lt_{uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(pg_server.url("postgres"))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    try:
-        with running_server(pg_server.url(name), workers=2) as server:
-            yield Served(server.base_url, pg_server.url(name))
-    finally:
-        asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+    with running_server(module_database_url, workers=2) as server:
+        yield Served(server.base_url, module_database_url)
 
 
 def test_statuses_are_counted_as_outcomes() -> None:

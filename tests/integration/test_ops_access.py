@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from uuid import uuid4
 
 import asyncpg
@@ -14,24 +12,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from couponapi.app import create_app
 from couponapi.config import Settings
 from couponapi.logging import JsonFormatter
+from tests.support import app_client
 
 V1 = "/coupon/api/v1"
 V2 = "/api/v2"
-
-
-@asynccontextmanager
-async def app_client(
-    settings: Settings, client: str = "127.0.0.1"
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process with `settings`, as seen from the address `client`."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(client, 5555))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
 
 
 async def new_coupon(pool: asyncpg.Pool, quantity: int = 100) -> str:

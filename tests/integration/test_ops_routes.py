@@ -7,31 +7,17 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from uuid import uuid4
 
 import asyncpg
 import httpx
 import pytest
 
-from couponapi.app import create_app
 from couponapi.config import Settings
 from couponapi.logging import JsonFormatter
+from tests.support import app_client
 
 V1 = "/coupon/api/v1"
-
-
-@asynccontextmanager
-async def app_client(
-    settings: Settings, client: str = "127.0.0.1"
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process with `settings`, as seen from the address `client`."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(client, 5555))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
 
 
 async def coupon(pool: asyncpg.Pool, quantity: int) -> str:
