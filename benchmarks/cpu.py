@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.run import RESULTS, WORKERS, measure
 from benchmarks.scenarios import HOT_100, V1_TARGETS, V2_TARGETS
-from benchmarks.service import fresh_database, running_service
+from benchmarks.service import fresh_database, running_service, serve_pid
 from couponapi.servers import SERVERS
 
 SECONDS = 8.0
@@ -91,15 +90,11 @@ def main() -> None:
         for _ in range(2):
             for server in SERVERS:
                 with running_service(url, server, WORKERS) as base:
-                    port = base.rsplit(":", 1)[1]
-                    serve = subprocess.run(
-                        ["pgrep", "-f", f"couponapi serve --port {port}"],
-                        capture_output=True, text=True, check=True,
-                    ).stdout.split()[0]  # fmt: skip
+                    serve = serve_pid(base)
                     for target in targets:
-                        before = _sample(int(serve))
+                        before = _sample(serve)
                         record = measure(url, base, target, HOT_100, SECONDS)
-                        spent = _spent(before, _sample(int(serve)))
+                        spent = _spent(before, _sample(serve))
                         cpu = {group: round(seconds / record["requests"] * 1e6)
                                for group, seconds in spent.items()}  # fmt: skip
                         print(f"    CPU per request, us: {cpu}", flush=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks.ledger import make_coupons
 from benchmarks.run import RESULTS, WORKERS
 from benchmarks.scenarios import HOT_100, HOT_1000, V1_TARGETS, V2_TARGETS
-from benchmarks.service import fresh_database, running_service
+from benchmarks.service import fresh_database, running_service, serve_pid
 from benchmarks.wrk import Load, run_wrk
 from couponapi.config import Settings
 from couponapi.servers import SERVERS
@@ -70,11 +70,8 @@ def main() -> None:
     server = args.server or Settings().server
     with fresh_database() as url, running_service(url, server, WORKERS) as base:
         coupons = asyncio.run(make_coupons(url, 1, scenario.quantity))
-        port = base.rsplit(":", 1)[1]
-        parent = subprocess.run(
-            ["pgrep", "-f", f"couponapi serve --port {port}"], capture_output=True, text=True
-        ).stdout.split()[0]
-        workers = subprocess.run(["pgrep", "-P", parent], capture_output=True, text=True)
+        parent = serve_pid(base)
+        workers = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
         worker = workers.stdout.split()[-1]
         record = [py_spy(), "record", "-p", worker, "-d", str(int(args.seconds))]
         # Native frames need the process paused while sampled (py-spy refuses otherwise).

@@ -101,3 +101,14 @@ def running_service(
             process.wait()
         log.close()
         Path(log.name).unlink(missing_ok=True)
+
+
+def serve_pid(base_url: str) -> int:
+    """The pid of the `couponapi serve` process answering at `base_url` (its workers are its
+    children)."""
+    port = base_url.rsplit(":", 1)[1]
+    found = subprocess.run(
+        ["pgrep", "-f", f"couponapi serve --port {port}"], capture_output=True, text=True,
+        check=True,
+    ).stdout.split()  # fmt: skip
+    return int(found[0])

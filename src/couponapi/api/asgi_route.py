@@ -4,23 +4,20 @@ Starlette wraps a function endpoint in `request_response`: per request an except
 wrapper, a Request and a Response object, on a path that answers thousands of claims a second
 (its cost: `benchmarks.inprocess`, README "Performance"). An `AsgiRoute` calls
 `endpoint(scope, receive, send)` directly; the endpoint may still build a Request from the
-scope to read its input with the usual helpers, and answers with `send_json`. What it raises
+scope to read its input with the usual helpers, and answers with
+`api.responses.send_json`. What it raises
 still reaches the app's exception handlers (ExceptionMiddleware wraps the router), and it
 stays a plain function, so the OpenAPI generator documents it like any other (`@operation`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import msgspec
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 AsgiEndpoint = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_encode = msgspec.json.Encoder().encode
 
 
 class AsgiRoute(Route):
@@ -29,22 +26,3 @@ class AsgiRoute(Route):
     def __init__(self, path: str, endpoint: AsgiEndpoint, *, methods: list[str]) -> None:
         super().__init__(path, endpoint, methods=methods)
         self.app = endpoint
-
-
-async def send_json(
-    send: Send, content: Any, status: int = 200, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    """Answer `content` (msgspec structs, lists, dicts) as application/json, in two messages."""
-    body = _encode(content)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -16,10 +16,10 @@ from starlette.types import Receive, Scope, Send
 
 from couponapi import service
 from couponapi.admin import require_admin
-from couponapi.api.asgi_route import AsgiRoute, send_json
+from couponapi.api.asgi_route import AsgiRoute
 from couponapi.api.bodies import InvalidRequest, convert, decode_json_object, parse_uuid, read_body
 from couponapi.api.openapi import operation
-from couponapi.api.responses import json_response
+from couponapi.api.responses import json_response, send_json
 from couponapi.api.v1_schemas import (
     CouponCreateV1,
     CouponV1,

@@ -14,11 +14,11 @@ from starlette.types import Receive, Scope, Send
 from couponapi import claims_service
 from couponapi.admin import require_admin
 from couponapi.api import v2_coupons
-from couponapi.api.asgi_route import AsgiRoute, send_json
+from couponapi.api.asgi_route import AsgiRoute
 from couponapi.api.bodies import InvalidRequest
 from couponapi.api.openapi import operation
 from couponapi.api.problems import PREFIX, Problem
-from couponapi.api.responses import json_response
+from couponapi.api.responses import json_response, send_json
 from couponapi.api.v2_coupons import AUTH, INVALID, PAGE, TAGS, UNKNOWN, pool_of
 from couponapi.api.v2_input import (
     idempotency_key,
