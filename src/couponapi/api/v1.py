@@ -106,7 +106,7 @@ async def _user_id(request: Request, limit: int) -> str:
     return given or str(uuid4())
 
 
-def give_endpoint(strategy: str, summary: str, description: str) -> Route:
+def give_endpoint(strategy: str, summary: str, description: str) -> AsgiRoute:
     """The POST route that gives a coupon with `strategy`."""
     path = {
         "naive": "give",
@@ -155,7 +155,7 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def claim_routes() -> list[BaseRoute]:
+def claim_routes() -> list[AsgiRoute]:
     """The give routes, one per strategy: they take the crowd (create_app lists them first)."""
     return [
         give_endpoint(

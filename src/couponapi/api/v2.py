@@ -155,7 +155,7 @@ async def redeem(request: Request) -> Response:
     return json_response(ClaimPublic.of(await claims_service.redeem(pool_of(request), code)))
 
 
-def claim_routes() -> list[BaseRoute]:
+def claim_routes() -> list[AsgiRoute]:
     """The route that takes the crowd (create_app lists it first)."""
     return [AsgiRoute(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"])]
 
