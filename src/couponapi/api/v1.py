@@ -17,7 +17,14 @@ from starlette.types import Receive, Scope, Send
 from couponapi import service
 from couponapi.admin import require_admin
 from couponapi.api.asgi_route import AsgiRoute
-from couponapi.api.bodies import InvalidRequest, convert, decode_json_object, parse_uuid, read_body
+from couponapi.api.bodies import (
+    InvalidRequest,
+    convert,
+    decode_json_object,
+    header,
+    parse_uuid,
+    read_body,
+)
 from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response, send_json
 from couponapi.api.v1_schemas import (
@@ -98,9 +105,9 @@ async def create_coupon(request: Request) -> Response:
 
 
 async def _user_id(request: Request, limit: int) -> str:
-    header = request.headers.get("x-user-id")
-    if header is not None:
-        return convert({"userId": header}, GiveV1).userId or str(uuid4())
+    given = header(request, b"x-user-id")
+    if given is not None:
+        return convert({"userId": given}, GiveV1).userId or str(uuid4())
     data = decode_json_object(await read_body(request, limit))
     given = convert(canonical_keys(data, GiveV1), GiveV1).userId if data else None
     return given or str(uuid4())

@@ -11,14 +11,14 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from msgspec import Meta
 from starlette.requests import Request
 
-from couponapi.api.bodies import InvalidRequest, read_body
+from couponapi.api.bodies import InvalidRequest, header, read_body
 from couponapi.config import Settings
 
 DEFAULT_PAGE = 50
@@ -33,13 +33,24 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+# A Decoder made once per type: decode(body, type=...) looks the type up on every call.
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder[T](model: type[T]) -> msgspec.json.Decoder[T]:
+    decoder = _DECODERS.get(model)
+    if decoder is None:
+        decoder = _DECODERS[model] = msgspec.json.Decoder(model)
+    return decoder
+
+
 async def read_json[T](request: Request, model: type[T]) -> T:
     """The body decoded as `model`; 413 when too large, 422 when empty or invalid."""
     body = await read_body(request, settings_of(request).max_body_bytes)
     if not body.strip():
         raise InvalidRequest(422, "a JSON body is required")
     try:
-        return msgspec.json.decode(body, type=model)
+        return _decoder(model).decode(body)
     except msgspec.ValidationError as error:
         raise InvalidRequest(422, str(error)) from None
     except msgspec.DecodeError as error:
@@ -96,7 +107,7 @@ def page_cursor(request: Request) -> tuple[datetime, UUID] | None:
 
 def idempotency_key(request: Request) -> str | None:
     """The Idempotency-Key header: 1..255 visible ASCII characters, or absent."""
-    key = request.headers.get("idempotency-key")
+    key = header(request, b"idempotency-key")
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(33 <= ord(c) <= 126 for c in key):
