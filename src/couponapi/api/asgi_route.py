@@ -4,10 +4,10 @@ Starlette wraps a function endpoint in `request_response`: per request an except
 wrapper, a Request and a Response object, on a path that answers thousands of claims a second
 (its cost: `benchmarks.inprocess`, README "Performance"). An `AsgiRoute` calls
 `endpoint(scope, receive, send)` directly; the endpoint may still build a Request from the
-scope to read its input with the usual helpers, and answers with
-`api.responses.send_json`. What it raises
-still reaches the app's exception handlers (ExceptionMiddleware wraps the router), and it
-stays a plain function, so the OpenAPI generator documents it like any other (`@operation`).
+scope to read its input with the usual helpers, and answers with `api.responses.send_json`.
+`api.claim_lane.ClaimLane` serves these routes ahead of the router and answers what they
+raise with the app's exception handlers. They stay plain functions, so the OpenAPI generator
+documents them like any other (`@operation`).
 """
 
 from __future__ import annotations

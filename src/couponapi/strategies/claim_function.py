@@ -18,7 +18,13 @@ from uuid import UUID
 
 import asyncpg
 
-from couponapi.claims import Claimed, ClaimRequest, claim_arguments, claim_result
+from couponapi.claims import (
+    Claimed,
+    ClaimRequest,
+    claim_arguments,
+    claim_result,
+    claimed_or_raise,
+)
 from couponapi.db.queries import query
 
 
@@ -34,7 +40,4 @@ async def claim(pool: asyncpg.Pool, coupon_id: UUID, request: ClaimRequest) -> C
             if error.constraint_name != "claim_code_unique" or attempt == 2:
                 raise
     assert row is not None
-    result = claim_result(coupon_id, row["outcome"], row["body"])
-    if isinstance(result, Claimed):
-        return result
-    raise result
+    return claimed_or_raise(claim_result(coupon_id, row["outcome"], row["body"]))

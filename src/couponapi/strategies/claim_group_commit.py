@@ -27,7 +27,13 @@ from uuid import UUID
 
 import asyncpg
 
-from couponapi.claims import Claimed, ClaimRequest, claim_arguments, claim_result
+from couponapi.claims import (
+    Claimed,
+    ClaimRequest,
+    claim_arguments,
+    claim_result,
+    claimed_or_raise,
+)
 from couponapi.db.queries import query
 from couponapi.domain import CouponError
 from couponapi.strategies.group_commit import PerPool, submit
@@ -51,7 +57,4 @@ committer = PerPool(_claim_batch)
 
 async def claim(pool: asyncpg.Pool, coupon_id: UUID, request: ClaimRequest) -> Claimed:
     """Join the coupon's next batch; answered once that batch committed."""
-    result = await submit(committer(pool), coupon_id, request)
-    if isinstance(result, Claimed):
-        return result
-    raise result
+    return claimed_or_raise(await submit(committer(pool), coupon_id, request))
