@@ -3,8 +3,8 @@
 --   path template: "/coupon/api/v1/give-atomic/{coupon}" ({coupon} is replaced)
 --   coupons file:  one coupon id per line; requests go round-robin over them
 --   run tag:       makes user ids unique across runs on the same database
---   kind:          v1 (user in X-User-Id, empty body), v2 (JSON body {"user_id": ...}),
---                  get (GET the path, no user)
+--   kind:          v1 (user in X-User-Id, empty body), v1body (JSON body {"userId": ...}),
+--                  v2 (JSON body {"user_id": ...}), get (GET the path, no user)
 -- done() prints one line `BENCH {...}` with the counts and latency percentiles (in us).
 
 local threads = {}
@@ -47,6 +47,9 @@ function request()
    if kind == "v2" then
       return wrk.format("POST", path, {["Content-Type"] = "application/json"},
                         '{"user_id":"' .. user .. '"}')
+   elseif kind == "v1body" then
+      return wrk.format("POST", path, {["Content-Type"] = "application/json"},
+                        '{"userId":"' .. user .. '"}')
    elseif kind == "get" then
       return wrk.format("GET", path)
    end

@@ -19,7 +19,7 @@ class Target:
     api: str  # v1 | v2
     strategy: str
     path: str  # {coupon} is replaced per request
-    kind: str  # claim.lua request kind: v1 | v2 | get
+    kind: str  # claim.lua request kind: v1 | v1body | v2 | get
     safe: bool = True
 
 

@@ -44,8 +44,8 @@ def create_app(settings: Settings) -> Starlette:
         gc.freeze()
         # A claim allocates hundreds of short-lived containers: at the default threshold
         # (700) the young generation was collected every few requests, ~6% of a worker's
-        # samples; every 50,000 allocations costs a few MB and saved ~13% of a worker's CPU
-        # per v1 claim (README "Performance").
+        # samples; every 50,000 allocations costs a few MB and saved ~13% of the event
+        # loop's CPU per v1 claim (README "Performance").
         gc.set_threshold(50_000, 20, 100)
         sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))
         sweeper = asyncio.create_task(claims_service.sweep_expired_keys_forever(app.state.pool))
