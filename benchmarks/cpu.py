@@ -12,13 +12,11 @@ results/cpu.json.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import RESULTS, WORKERS, measure
+from benchmarks.run import WORKERS, measure, per_request_us, write_results
 from benchmarks.scenarios import HOT_100, V1_TARGETS, V2_TARGETS
 from benchmarks.service import fresh_database, running_service, serve_pid
 from couponapi.servers import SERVERS
@@ -94,15 +92,10 @@ def main() -> None:
                     for target in targets:
                         before = _sample(serve)
                         record = measure(url, base, target, HOT_100, SECONDS)
-                        spent = _spent(before, _sample(serve))
-                        cpu = {group: round(seconds / record["requests"] * 1e6)
-                               for group, seconds in spent.items()}  # fmt: skip
+                        cpu = per_request_us(_spent(before, _sample(serve)), record["requests"])
                         print(f"    CPU per request, us: {cpu}", flush=True)
                         runs.append({"server": server, "cpu_us_per_request": cpu, **record})
-    result = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "workers": WORKERS, "seconds": SECONDS, "runs": runs}  # fmt: skip
-    (RESULTS / "cpu.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"written: {RESULTS / 'cpu.json'}")
+    write_results("cpu", {"workers": WORKERS, "seconds": SECONDS, "runs": runs})
 
 
 if __name__ == "__main__":

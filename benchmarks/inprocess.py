@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import statistics
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from uuid import UUID
 from starlette.types import ASGIApp, Message
 
 from benchmarks.ledger import make_coupons
-from benchmarks.run import RESULTS
+from benchmarks.run import write_results
 from benchmarks.scenarios import HOT_QUANTITY
 from benchmarks.service import fresh_database
 from couponapi.app import create_app
@@ -105,11 +104,8 @@ def main() -> None:
     print("application CPU per request, in-process:", flush=True)
     with fresh_database() as url:
         paths = asyncio.run(_measure(url))
-    result = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "concurrency": CONCURRENCY, "requests": REQUESTS, "rounds": ROUNDS,
-              "paths": paths}  # fmt: skip
-    (RESULTS / "inprocess.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"written: {RESULTS / 'inprocess.json'}")
+    write_results("inprocess", {"concurrency": CONCURRENCY, "requests": REQUESTS,
+                                "rounds": ROUNDS, "paths": paths})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -83,6 +83,18 @@ async def with_connection(url: str, work: Any, *args: Any) -> None:
         await connection.close()
 
 
+def write_results(name: str, fields: dict[str, Any]) -> None:
+    """results/<name>.json: `fields`, stamped with the time they were written."""
+    result = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written: {RESULTS / name}.json")
+
+
+def per_request_us(cpu_seconds: dict[str, float], requests: int) -> dict[str, int]:
+    """CPU seconds spent, by whatever spent them, as microseconds per answered request."""
+    return {who: round(seconds / requests * 1e6) for who, seconds in cpu_seconds.items()}
+
+
 def run_pgbench(url: str, seconds: float, only: str | None) -> list[dict[str, Any]]:
     if pgbench.pgbench_binary() is None:
         print("pgbench not found: skipping PostgreSQL's ceiling", flush=True)

@@ -12,15 +12,13 @@ turn, twice: v1 with the user in a header (no body), v1 with the user in a JSON 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import RESULTS, WORKERS, measure
+from benchmarks.run import WORKERS, measure, per_request_us, write_results
 from benchmarks.scenarios import HOT_100, V1, V2_TARGETS, Target
 from benchmarks.service import fresh_database, running_service, serve_pid
 from couponapi.config import Settings
@@ -63,14 +61,11 @@ def main() -> None:
                 before = _threads(workers)
                 record = measure(url, base, target, HOT_100, SECONDS)
                 after = _threads(workers)
-                cpu = {name: round((after[name] - before[name]) / record["requests"] * 1e6)
-                       for name in after}  # fmt: skip
+                spent = {name: seconds - before[name] for name, seconds in after.items()}
+                cpu = per_request_us(spent, record["requests"])
                 print(f"    CPU per request by thread, us: {cpu}", flush=True)
                 runs.append({"server": server, "cpu_us_per_request_by_thread": cpu, **record})
-    result = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "workers": WORKERS, "seconds": SECONDS, "runs": runs}  # fmt: skip
-    (RESULTS / "threads.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"written: {RESULTS / 'threads.json'}")
+    write_results("threads", {"workers": WORKERS, "seconds": SECONDS, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -32,9 +32,10 @@ def parse_uuid(value: str, what: str = "coupon id") -> UUID:
 def header(request: Request, name: bytes) -> str | None:
     """The first value of the header `name` (lower case, as ASGI servers give names), as
     `request.headers.get` reads it, without building a Headers object for the claim path."""
-    for key, value in request.scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in headers:
         if key == name:
-            return str(value.decode("latin-1"))
+            return value.decode("latin-1")
     return None
 
 

@@ -105,9 +105,9 @@ async def create_coupon(request: Request) -> Response:
 
 
 async def _user_id(request: Request, limit: int) -> str:
-    given = header(request, b"x-user-id")
-    if given is not None:
-        return convert({"userId": given}, GiveV1).userId or str(uuid4())
+    in_header = header(request, b"x-user-id")
+    if in_header is not None:
+        return convert({"userId": in_header}, GiveV1).userId or str(uuid4())
     data = decode_json_object(await read_body(request, limit))
     given = convert(canonical_keys(data, GiveV1), GiveV1).userId if data else None
     return given or str(uuid4())
