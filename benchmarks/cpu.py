@@ -25,9 +25,10 @@ SECONDS = 8.0
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+def cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds in a /proc/<pid>/stat (or .../task/<tid>/stat) text."""
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _processes() -> dict[int, tuple[int, str]]:
@@ -61,7 +62,7 @@ def _sample(server_pid: int) -> dict[str, dict[int, float]]:
         sample[group] = {}
         for pid in pids:
             try:
-                sample[group][pid] = _cpu_seconds(pid)
+                sample[group][pid] = cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
             except OSError:  # ended meanwhile: its time is lost to this sample
                 continue
     children = os.times()

@@ -12,19 +12,18 @@ turn, twice: v1 with the user in a header (no body), v1 with the user in a JSON 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cpu import cpu_seconds
 from benchmarks.run import WORKERS, measure, per_request_us, write_results
 from benchmarks.scenarios import HOT_100, V1, V2_TARGETS, Target
 from benchmarks.service import fresh_database, running_service, serve_pid
 from couponapi.config import Settings
 
 SECONDS = 8.0
-TICK = os.sysconf("SC_CLK_TCK")
 TARGETS = [
     Target("v1 group_commit, user in a header", "v1", "group_commit",
            V1 + "/give-group-commit/{coupon}", "v1"),
@@ -43,8 +42,7 @@ def _threads(workers: list[int]) -> defaultdict[str, float]:
             name = stat[stat.index("(") + 1 : stat.rindex(")")]
             if task.name == str(worker):
                 name = "event loop"
-            fields = stat.rsplit(")", 1)[1].split()
-            spent[name] += (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+            spent[name] += cpu_seconds(stat)
     return spent
 
 
