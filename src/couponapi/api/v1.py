@@ -163,7 +163,7 @@ def routes() -> list[BaseRoute]:
 
 
 def claim_routes() -> list[AsgiRoute]:
-    """The give routes, one per strategy: they take the crowd (create_app lists them first)."""
+    """The give routes, one per strategy: they take the crowd (served by api.claim_lane)."""
     return [
         give_endpoint(
             "naive",

@@ -156,7 +156,7 @@ async def redeem(request: Request) -> Response:
 
 
 def claim_routes() -> list[AsgiRoute]:
-    """The route that takes the crowd (create_app lists it first)."""
+    """The route that takes the crowd (served by api.claim_lane)."""
     return [AsgiRoute(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"])]
 
 
