@@ -18,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 
-from couponapi.codes import new_code
+from couponapi.codes import new_codes
 from couponapi.domain import (
     CouponError,
     CouponNotFound,
@@ -72,7 +72,7 @@ def claim_arguments(coupon_id: UUID, requests: Sequence[ClaimRequest]) -> ClaimA
     return (
         coupon_id,
         [r.user_id for r in requests],
-        [new_code() for _ in requests],
+        new_codes(len(requests)),
         [r.idempotency_key for r in requests],
         [request_hash(coupon_id, r.user_id) if r.idempotency_key else None for r in requests],
     )
@@ -85,8 +85,15 @@ _REFUSALS: dict[str, type[CouponError]] = {
 }
 
 
+# Straight from the row's JSON text to a Claim in one pass (decoding to a dict and converting
+# that is two, ~1.7 µs more a claim).
+_CLAIM = msgspec.json.Decoder(Claim)
+
+
 def claim_result(coupon_id: UUID, outcome: str, body: Any) -> Claimed | CouponError:
     """One row of claim_coupons_v1 as a result, or as the error the caller should raise."""
+    if outcome == "granted" and isinstance(body, str):
+        return Claimed(_CLAIM.decode(body))
     document = msgspec.json.decode(body) if isinstance(body, (str, bytes)) else body
     replayed = outcome == "replayed"
     if replayed:

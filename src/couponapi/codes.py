@@ -7,21 +7,26 @@ normalized the Crockford way: case and dashes/spaces do not matter, O reads as 0
 
 from __future__ import annotations
 
+import base64
 import secrets
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SYMBOLS = 12  # 12 x 5 bits = 60 bits
-GROUP = 4
 _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+# Base32's 32 symbols, in order, to ours: a uniform 5-bit symbol stays uniform.
+_FROM_BASE32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET.encode())
+_DRAW = 10  # random bytes per code: 80 bits, 16 base32 symbols, of which a code keeps 12
 
 
-def new_code() -> str:
-    """A fresh random code, formatted XXXX-XXXX-XXXX."""
-    # One draw of 60 bits, cut into 5-bit symbols: one system call, where a choice per symbol
-    # costs twelve (measured: 7% of a worker's samples under a crowd before).
-    bits = secrets.randbits(5 * SYMBOLS)
-    raw = "".join(ALPHABET[(bits >> shift) & 31] for shift in range(0, 5 * SYMBOLS, 5))
-    return _format(raw)
+def new_codes(count: int) -> list[str]:
+    """`count` fresh random codes, each formatted XXXX-XXXX-XXXX."""
+    # One draw for a whole batch, turned into symbols by C code (base32, then a byte table):
+    # ~1.3 µs a code, where cutting one 60-bit draw into symbols in Python took ~3.4 µs, 5% of
+    # a v2 claim's CPU in-process (README "Performance").
+    drawn = base64.b32encode(secrets.token_bytes(_DRAW * count)).translate(_FROM_BASE32)
+    symbols = drawn.decode()
+    step = 8 * _DRAW // 5
+    return [_format(symbols[start : start + SYMBOLS]) for start in range(0, step * count, step)]
 
 
 def normalize_code(typed: str) -> str | None:
@@ -33,4 +38,4 @@ def normalize_code(typed: str) -> str | None:
 
 
 def _format(raw: str) -> str:
-    return "-".join(raw[start : start + GROUP] for start in range(0, SYMBOLS, GROUP))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:12]}"

@@ -118,7 +118,7 @@ async def test_a_code_collision_is_retried_with_a_fresh_code(
     coupon_id = await new_coupon(pool, 5, per_user_limit=5)
     taken = (await claim_function.claim(pool, coupon_id, ClaimRequest("a"))).claim.code
     codes = iter([taken, "ZZZZ-ZZZZ-ZZZZ"])
-    monkeypatch.setattr(claims, "new_code", lambda: next(codes))
+    monkeypatch.setattr(claims, "new_codes", lambda count: [next(codes) for _ in range(count)])
     again = await claim_function.claim(pool, coupon_id, ClaimRequest("a", "key"))
     assert again.claim.code == "ZZZZ-ZZZZ-ZZZZ"
     assert await pool.fetchval("SELECT count(*) FROM claim") == 2

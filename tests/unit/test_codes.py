@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import re
 
-from couponapi.codes import ALPHABET, SYMBOLS, new_code, normalize_code
+from couponapi.codes import ALPHABET, SYMBOLS, new_codes, normalize_code
 
 
 def test_a_code_is_12_crockford_symbols_in_three_groups() -> None:
-    code = new_code()
-    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){2}", code)
+    for count in (1, 2, 7):
+        codes = new_codes(count)
+        assert len(codes) == count
+        for code in codes:
+            assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){2}", code)
+    assert new_codes(0) == []
     assert len(ALPHABET) == 32
     assert SYMBOLS * 5 >= 60  # bits of randomness
 
 
 def test_codes_do_not_repeat() -> None:
-    codes = {new_code() for _ in range(10_000)}
+    codes = {code for _ in range(100) for code in new_codes(100)}
     assert len(codes) == 10_000
+
+
+def test_every_symbol_is_drawn_at_every_position() -> None:
+    # 2,000 codes: a symbol missing at a position has odds of about (31/32)^2000, ~1e-27.
+    codes = [code.replace("-", "") for code in new_codes(2_000)]
+    for position in range(SYMBOLS):
+        assert {code[position] for code in codes} == set(ALPHABET)
 
 
 def test_typed_codes_are_read_the_crockford_way() -> None:

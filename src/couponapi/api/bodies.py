@@ -6,6 +6,7 @@ error handlers turn it into a response body, never a stack trace.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -21,10 +22,17 @@ class InvalidRequest(Exception):
         self.status = status
 
 
+@lru_cache(maxsize=4096)
+def uuid_of(value: str) -> UUID:
+    """UUID(value), remembered: a crowd names the same coupon in every request, and UUID()
+    parses in Python (~2 µs). A malformed value raises ValueError and is not remembered."""
+    return UUID(value)
+
+
 def parse_uuid(value: str, what: str = "coupon id") -> UUID:
     """A UUID from a path segment; 400 when it is not one."""
     try:
-        return UUID(value)
+        return uuid_of(value)
     except ValueError:
         raise InvalidRequest(400, f"malformed {what} {value[:64]!r}: expected a UUID") from None
 

@@ -18,7 +18,7 @@ import msgspec
 from msgspec import Meta
 from starlette.requests import Request
 
-from couponapi.api.bodies import InvalidRequest, header, read_body
+from couponapi.api.bodies import InvalidRequest, header, read_body, uuid_of
 from couponapi.config import Settings
 
 DEFAULT_PAGE = 50
@@ -61,7 +61,7 @@ def path_uuid(request: Request, name: str) -> UUID:
     """A UUID path parameter; 422 when it is not one."""
     value: str = request.path_params[name]
     try:
-        return UUID(value)
+        return uuid_of(value)
     except ValueError:
         raise InvalidRequest(422, f"malformed {name} {value[:64]!r}: expected a UUID") from None
 
