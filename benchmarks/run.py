@@ -1,11 +1,13 @@
 """`python -m benchmarks.run [--quick] [--only TEXT] [--server S]`: the whole benchmark suite.
 
 Order: pgbench (PostgreSQL alone), every claim strategy under every scenario on the default
-server, then the server comparison (each server in turn on the same endpoints). After every
-wrk run the database is checked (benchmarks.ledger); a broken invariant is a failure, not a
-figure. Results: results/run-<time>.json, results/latest.json, results/RESULTS.md and
-results/claims.png; a partial run (--quick, --only, --scenario, --skip) writes them to
-results/partial/ instead (not kept in git), so it never replaces the published figures.
+server, the runs the issue's targets compare (give-transaction and the default v2 strategy,
+in turn, three times), then the server comparison (each server in turn on the same
+endpoints). After every wrk run the database is checked (benchmarks.ledger); a broken
+invariant is a failure, not a figure. Results: results/run-<time>.json, results/latest.json,
+results/RESULTS.md and results/claims.png; a partial run (--quick, --only, --scenario, --skip)
+writes them to results/partial/ instead (not kept in git), so it never replaces the published
+figures.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from benchmarks import pgbench, report
 from benchmarks.ledger import make_coupons, read_ledger
 from benchmarks.scenarios import (
     HOT_QUANTITY,
+    TARGET_ROUNDS,
     Scenario,
     Target,
     claim_matrix,
     server_matrix,
+    target_matrix,
 )
 from benchmarks.service import fresh_database, running_service
 from benchmarks.wrk import Load, run_wrk
@@ -139,7 +143,9 @@ def main() -> None:
     parser.add_argument("--only", help="run only the targets whose name contains this")
     parser.add_argument("--scenario", nargs="*", help="run only these scenarios (names)")
     parser.add_argument("--server", choices=SERVERS, help="server of the claim runs")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["pgbench", "claims", "servers"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["pgbench", "claims", "targets", "servers"]
+    )
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args()
     from couponapi.config import Settings
@@ -157,7 +163,7 @@ def main() -> None:
     run: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "quick": args.quick, "server": server, "workers": WORKERS, "machine": machine(),
-        "pgbench": [], "claims": [], "servers": [],
+        "pgbench": [], "claims": [], "targets": [], "servers": [],
     }  # fmt: skip
     with fresh_database(keep=args.keep_database) as url:
         run["postgres"] = report.postgres_version(url)
@@ -173,6 +179,14 @@ def main() -> None:
                             {"server": server,
                              **measure(url, base, target, scenario, seconds(scenario))}
                         )  # fmt: skip
+        if "targets" not in args.skip:
+            print(f"the issue's targets, in turn, {TARGET_ROUNDS} times ({server}):", flush=True)
+            with running_service(url, server, WORKERS) as base:
+                for round_ in range(1, TARGET_ROUNDS + 1):
+                    for target, scenario in target_matrix():
+                        if selected(target, scenario):
+                            record = measure(url, base, target, scenario, seconds(scenario))
+                            run["targets"].append({"server": server, "round": round_, **record})
         if "servers" not in args.skip:
             for name in SERVERS:
                 print(f"server comparison: {name}, {WORKERS} workers", flush=True)
