@@ -4,10 +4,10 @@ On 2 cores shared by the server, PostgreSQL and wrk, claims/s is the machine's C
 the CPU one claim costs all three. This measures that cost: the CPU time (user + system, from
 /proc) the server's processes (the `serve` process and its workers), PostgreSQL's processes
 and wrk spent during one wrk run, divided by the requests answered. Group commit, one hot
-coupon, 100 connections, v1 and v2, on both servers, alternated twice. CPU time varies less
-with the other jobs on the machine than requests/s does, though it does vary (steal time,
-caches). The database is checked after every run, as in benchmarks.run. Result:
-results/cpu.json.
+coupon, 100 connections, v1 and v2 (v2 also at 1,000 connections, where batches are larger:
+claims/commit), on both servers, alternated twice. CPU time varies less with the other jobs on
+the machine than requests/s does, though it does vary (steal time, caches). The database is
+checked after every run, as in benchmarks.run. Result: results/cpu.json.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import claims_per_commit
 from benchmarks.run import WORKERS, measure, per_request_us, write_results
-from benchmarks.scenarios import HOT_100, V1_TARGETS, V2_TARGETS
+from benchmarks.scenarios import HOT_100, HOT_1000, V1_TARGETS, V2_TARGETS
 from benchmarks.service import fresh_database, running_service, serve_pid
 from couponapi.servers import SERVERS
 
@@ -82,19 +83,22 @@ def _spent(
 
 def main() -> None:
     """Alternate the servers twice; per run, microseconds of CPU per answered request."""
-    targets = [next(t for t in targets if t.strategy == "group_commit")
-               for targets in (V1_TARGETS, V2_TARGETS)]  # fmt: skip
+    v1, v2 = [next(t for t in targets if t.strategy == "group_commit")
+              for targets in (V1_TARGETS, V2_TARGETS)]  # fmt: skip
+    # v2 at 1,000 connections too: the same claims in larger batches (claims/commit).
+    runs_of_each = [(v1, HOT_100), (v2, HOT_100), (v2, HOT_1000)]
     runs: list[dict[str, Any]] = []
     with fresh_database() as url:
         for _ in range(2):
             for server in SERVERS:
                 with running_service(url, server, WORKERS) as base:
                     serve = serve_pid(base)
-                    for target in targets:
+                    for target, scenario in runs_of_each:
                         before = _sample(serve)
-                        record = measure(url, base, target, HOT_100, SECONDS)
+                        record = measure(url, base, target, scenario, SECONDS)
                         cpu = per_request_us(_spent(before, _sample(serve)), record["requests"])
-                        print(f"    CPU per request, us: {cpu}", flush=True)
+                        batch = claims_per_commit(record)
+                        print(f"    CPU per request, us: {cpu}; claims/commit {batch}", flush=True)
                         runs.append({"server": server, "cpu_us_per_request": cpu, **record})
     write_results("cpu", {"workers": WORKERS, "seconds": SECONDS, "runs": runs})
 

@@ -40,6 +40,10 @@ class Ledger:
     claims: int  # v2 claim rows (v1: same as ledger_rows)
     most_per_user: int
     limit: int
+    # Transactions that granted: the grants of one transaction share its now() (v1's given_at,
+    # v2's occurred_at), so ledger_rows / commits is the mean group-commit batch (1 when one
+    # claim is one transaction).
+    commits: int
 
     def problems(self, answered_2xx: int, lost: int) -> list[str]:
         """Every broken invariant, in words; empty when the run is sound."""
@@ -80,7 +84,10 @@ async def read_ledger(url: str, api: str, ids: list[UUID], initial: int) -> Ledg
             last = row
             await asyncio.sleep(0.25)
         assert last is not None
-        return Ledger(last["consumed"], last["ledger"], last["claims"], last["most"], last["lim"])
+        return Ledger(
+            last["consumed"], last["ledger"], last["claims"], last["most"], last["lim"],
+            last["commits"],
+        )  # fmt: skip
     finally:
         await connection.close()
 
@@ -89,8 +96,9 @@ async def read_ledger(url: str, api: str, ids: list[UUID], initial: int) -> Ledg
 V1_LEDGER = """
 SELECT $2 * cardinality($1::uuid[]) - (SELECT sum(quantity) FROM coupon WHERE id = ANY($1))
            AS consumed,
-       count(*) AS ledger, count(*) AS claims, coalesce(max(n), 0) AS most, 1 AS lim
-  FROM (SELECT count(*) OVER (PARTITION BY couponid, userid) AS n
+       count(*) AS ledger, count(*) AS claims, coalesce(max(n), 0) AS most, 1 AS lim,
+       count(DISTINCT given_at) AS commits
+  FROM (SELECT count(*) OVER (PARTITION BY couponid, userid) AS n, given_at
           FROM coupon_given_events WHERE couponid = ANY($1::uuid[]::text[])) AS g"""
 
 V2_LEDGER = """
@@ -103,4 +111,6 @@ SELECT $2 * cardinality($1::uuid[]) - (SELECT sum(quantity) FROM coupon WHERE id
        (SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM claim
           WHERE coupon_id = ANY($1) AND status <> 'released' GROUP BY coupon_id, user_id) AS g)
            AS most,
-       (SELECT max(per_user_limit) FROM coupon WHERE id = ANY($1)) AS lim"""
+       (SELECT max(per_user_limit) FROM coupon WHERE id = ANY($1)) AS lim,
+       (SELECT count(DISTINCT occurred_at) FROM claim_event
+          WHERE coupon_id = ANY($1) AND kind = 'granted') AS commits"""

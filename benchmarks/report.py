@@ -37,18 +37,28 @@ def _claims_cell(r: Record) -> str:
     return f"{r['ok_per_s']:,.0f}"
 
 
+def claims_per_commit(r: Record) -> str:
+    """Mean grants per granting transaction (the group-commit batch), from the ledger."""
+    ledger = r.get("ledger") or {}
+    if not ledger.get("commits"):
+        return "-"
+    return f"{ledger['ledger_rows'] / ledger['commits']:.1f}"
+
+
 def _row(r: Record) -> str:
     check = "ok" if r["ok"] else "**broken**"
     return (
         f"| {r['target']} | {'yes' if r['safe'] else '**no**'} | {_claims_cell(r)} "
         f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['p999_ms']:.1f} "
-        f"| {r['errors_5xx']} | {r['timeouts']} | {r['socket_errors']} | {check} |"
+        f"| {r['errors_5xx']} | {r['timeouts']} | {r['socket_errors']} "
+        f"| {claims_per_commit(r)} | {check} |"
     )
 
 
 HEADER = (
     "| target | safe | claims/s | p50 ms | p99 ms | p99.9 ms | 5xx | timeouts | socket errors "
-    "| DB check |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    "| claims/commit | DB check |\n"
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 )
 
 
