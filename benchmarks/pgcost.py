@@ -53,9 +53,10 @@ async def _load_variants(connection: asyncpg.Connection) -> dict[str, str]:
     no_ledger = _without(definition, LEDGER_INSERT, QUANTITY_UPDATE)
     deciding = _without(no_ledger, CLAIM_INSERT, QUANTITY_UPDATE)
     names = {"whole function": "claim_coupons_v1"}
-    for variant, text in (("without the ledger INSERT", no_ledger),
-                          ("without both INSERTs (deciding only)", deciding)):  # fmt: skip
-        name = "bench_" + "_".join(variant.split()[:4]).replace("(", "")
+    for variant, name, text in (
+        ("without the ledger INSERT", "bench_claim_without_ledger", no_ledger),
+        ("without both INSERTs (deciding only)", "bench_claim_deciding_only", deciding),
+    ):
         await connection.execute(text.replace("claim_coupons_v1(", f"{name}(", 1))
         names[variant] = name
     return names

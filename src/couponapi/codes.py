@@ -16,6 +16,7 @@ _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 # Base32's 32 symbols, in order, to ours: a uniform 5-bit symbol stays uniform.
 _FROM_BASE32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET.encode())
 _DRAW = 10  # random bytes per code: 80 bits, 16 base32 symbols, of which a code keeps 12
+_DRAWN_SYMBOLS = 8 * _DRAW // 5
 
 
 def new_codes(count: int) -> list[str]:
@@ -25,8 +26,8 @@ def new_codes(count: int) -> list[str]:
     # a v2 claim's CPU in-process (README "Performance").
     drawn = base64.b32encode(secrets.token_bytes(_DRAW * count)).translate(_FROM_BASE32)
     symbols = drawn.decode()
-    step = 8 * _DRAW // 5
-    return [_format(symbols[start : start + SYMBOLS]) for start in range(0, step * count, step)]
+    starts = range(0, _DRAWN_SYMBOLS * count, _DRAWN_SYMBOLS)
+    return [_format(symbols[start : start + SYMBOLS]) for start in starts]
 
 
 def normalize_code(typed: str) -> str | None:
