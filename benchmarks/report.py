@@ -92,14 +92,6 @@ class Standing:
         return statistics.median(best["ok_per_s"] for _, best in self.pairs)
 
     @property
-    def locking_rate(self) -> float:
-        return statistics.median(locking["ok_per_s"] for locking, _ in self.pairs)
-
-    @property
-    def crowd_p99(self) -> float:
-        return statistics.median(r["p99_ms"] for r in self.crowds)
-
-    @property
     def crowd_rate(self) -> float:
         return statistics.median(r["ok_per_s"] for r in self.crowds)
 
