@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.ledger import make_coupons
 from benchmarks.run import RESULTS, WORKERS
-from benchmarks.scenarios import HOT_100, HOT_1000, V1_TARGETS, V2_TARGETS
+from benchmarks.scenarios import HOT_100, HOT_1000, V1_GROUP_COMMIT, V2_GROUP_COMMIT
 from benchmarks.service import fresh_database, running_service, serve_pid
 from benchmarks.wrk import Load, run_wrk
 from couponapi.config import Settings
@@ -63,8 +63,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     scenario = HOT_100 if args.scenario == "hot-100" else HOT_1000
-    pick = V2_TARGETS if args.api == "v2" else V1_TARGETS
-    target = next(t for t in pick if t.strategy == "group_commit")
+    target = V2_GROUP_COMMIT if args.api == "v2" else V1_GROUP_COMMIT
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"profile-{args.api}-{scenario.name}{'-native' if args.native else ''}"
     server = args.server or Settings().server

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from benchmarks.run import RESULTS, WORKERS, measure
-from benchmarks.scenarios import HOT_100, SOLD_OUT, V1_TARGETS, V2_TARGETS
+from benchmarks.scenarios import HOT_100, SOLD_OUT, V1_TARGETS, V2_GROUP_COMMIT
 from benchmarks.service import fresh_database, running_service
 
 SECONDS = 8.0
@@ -31,8 +31,7 @@ LIMITER = {
 def main() -> None:
     """Alternate off/on twice per path; write every run and the mean answers/s ratio."""
     atomic = next(t for t in V1_TARGETS if t.strategy == "atomic")
-    default_v2 = next(t for t in V2_TARGETS if t.strategy == "group_commit")
-    paths = [(atomic, SOLD_OUT), (default_v2, HOT_100)]
+    paths = [(atomic, SOLD_OUT), (V2_GROUP_COMMIT, HOT_100)]
     runs: list[dict[str, Any]] = []
     with fresh_database() as url:
         for _ in range(2):

@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmarks.cpu import cpu_seconds
 from benchmarks.run import WORKERS, measure, per_request_us, write_results
-from benchmarks.scenarios import HOT_100, V1, V2_TARGETS, Target
+from benchmarks.scenarios import HOT_100, V1, V2_GROUP_COMMIT, Target
 from benchmarks.service import fresh_database, running_service, serve_pid
 from couponapi.config import Settings
 
@@ -29,7 +29,7 @@ TARGETS = [
            V1 + "/give-group-commit/{coupon}", "v1"),
     Target("v1 group_commit, user in a JSON body", "v1", "group_commit",
            V1 + "/give-group-commit/{coupon}", "v1body"),
-    next(t for t in V2_TARGETS if t.strategy == "group_commit"),
+    V2_GROUP_COMMIT,
 ]  # fmt: skip
 
 
