@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from couponapi import claims_service, metrics
 from couponapi.api import health, v1, v2
@@ -29,7 +30,30 @@ API_INFO = {
 }
 
 
-def create_app(settings: Settings) -> Starlette:
+class CouponApp(Starlette):
+    """Starlette with our middleware outside its own ServerErrorMiddleware, not inside it.
+
+    Starlette runs ServerErrorMiddleware -> user middleware -> ExceptionMiddleware -> router,
+    so the 500 it answers skips the user middleware: no X-Request-ID for the client to quote,
+    no security headers. Here it is `outer` (outermost first) -> ServerErrorMiddleware ->
+    ExceptionMiddleware -> router: a 500 goes out through RequestContext like any answer. A
+    claim, served by ClaimLane (the innermost of `outer`), passes no Starlette layer at all;
+    ClaimLane answers its routes' 500s itself (api/claim_lane).
+    """
+
+    def __init__(self, *, outer: Sequence[Middleware], **options: Any) -> None:
+        super().__init__(**options)
+        front: ASGIApp = super().__call__  # Starlette's own stack, behind `outer`
+        for cls, args, kwargs in reversed(outer):
+            front = cls(front, *args, **kwargs)
+        self._front = front
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # what Starlette's __call__ does first; endpoints read app.state
+        await self._front(scope, receive, send)
+
+
+def create_app(settings: Settings) -> CouponApp:
     """The app for `settings`; `settings.database_url` must name the database to use."""
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (serve sets it)")
@@ -65,7 +89,7 @@ def create_app(settings: Settings) -> Starlette:
     dashboard = Dashboard()  # the live page, its stats and the race button
     handlers = dashboard.count_refusals(exception_handlers())
     claim_routes = [*v2.claim_routes(), *v1.claim_routes()]
-    app = Starlette(
+    app = CouponApp(
         routes=[
             *claim_routes,  # served by ClaimLane; listed for the OpenAPI document and 405s
             *v1.routes(),
@@ -75,7 +99,7 @@ def create_app(settings: Settings) -> Starlette:
             *dashboard.routes(),
         ],
         exception_handlers=handlers,
-        middleware=[
+        outer=[
             *middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
             Middleware(ClaimLane, routes=claim_routes, handlers=handlers),  # innermost
         ],
@@ -85,6 +109,6 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> CouponApp:
     """Factory for the server's workers: settings come from the environment `serve` prepared."""
     return create_app(Settings())

@@ -1,4 +1,5 @@
-"""ClaimLane answers its routes as Starlette's router and ExceptionMiddleware would."""
+"""ClaimLane answers its routes as Starlette's router, ExceptionMiddleware and
+ServerErrorMiddleware would, in front of Starlette's own stack as in the app (CouponApp)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -16,6 +16,7 @@ from couponapi.api.asgi_route import AsgiRoute
 from couponapi.api.bodies import InvalidRequest
 from couponapi.api.claim_lane import ClaimLane
 from couponapi.api.responses import send_json
+from couponapi.app import CouponApp
 
 seen: list[tuple[object, dict[str, str]]] = []
 
@@ -46,18 +47,20 @@ async def unexpected(request: Request, error: Exception) -> Response:
 ROUTE = AsgiRoute("/items/{item}/claims", endpoint, methods=["POST"])
 
 
-def client(root_path: str = "") -> httpx.AsyncClient:
+def client(root_path: str = "", raise_app_exceptions: bool = False) -> httpx.AsyncClient:
     """An app with the lane in front of ROUTE (handlers for InvalidRequest and for 500)."""
     handlers: dict[int | type[Exception], ExceptionHandler] = {
         InvalidRequest: invalid,
         Exception: unexpected,
     }
-    app = Starlette(
+    app = CouponApp(
         routes=[ROUTE],
         exception_handlers=handlers,
-        middleware=[Middleware(ClaimLane, routes=[ROUTE], handlers=handlers)],
+        outer=[Middleware(ClaimLane, routes=[ROUTE], handlers=handlers)],
     )
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path=root_path)
+    transport = httpx.ASGITransport(
+        app=app, raise_app_exceptions=raise_app_exceptions, root_path=root_path
+    )
     return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
@@ -81,11 +84,17 @@ async def test_an_error_gets_the_apps_handler(http: httpx.AsyncClient) -> None:
     assert (answer.status_code, answer.text) == (422, "handled: invalid item")
 
 
-async def test_an_error_without_a_handler_becomes_the_500_of_server_error_middleware(
+async def test_an_error_without_its_own_handler_gets_the_500_handler(
     http: httpx.AsyncClient,
 ) -> None:
     answer = await http.post("/items/unhandled/claims")
     assert (answer.status_code, answer.text) == (500, "internal error")
+
+
+async def test_an_error_without_its_own_handler_is_raised_on_for_the_server_to_log() -> None:
+    async with client(raise_app_exceptions=True) as http:
+        with pytest.raises(KeyError, match="no handler for this"):
+            await http.post("/items/unhandled/claims")
 
 
 async def test_an_error_after_the_answer_started_is_not_answered_twice(

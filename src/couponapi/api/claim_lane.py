@@ -9,9 +9,11 @@ the rate limit wrap it as before. It recognises a POST to a claim route by the r
 text around its one path parameter, fills the scope as the router would (`route`,
 `endpoint`, `path_params`) and calls the endpoint. What the endpoint raises is answered by
 the app's own exception handlers, chosen as ExceptionMiddleware chooses them (by the error's
-class, most derived first); an error with no handler goes on up to ServerErrorMiddleware's
-500, as before. Every other request goes on to Starlette untouched, and the routes stay in the
-router too: the OpenAPI document lists them, and a GET gets the router's 405.
+class, most derived first). An error with no handler of its own gets the 500 handler and is
+raised on, as ServerErrorMiddleware does (the server logs it): in the app, Starlette's
+ServerErrorMiddleware sits inside the lane, not around it (app.CouponApp). Every other request
+goes on to Starlette untouched, and the routes stay in the router too: the OpenAPI document
+lists them, and a GET gets the router's 405.
 """
 
 from __future__ import annotations
@@ -40,13 +42,16 @@ class ClaimLane:
     ) -> None:
         self.app = app
         self._routes = [(*_around_parameter(route.path), route) for route in routes]
-        # As Starlette does: a handler for Exception (or 500) belongs to ServerErrorMiddleware.
-        # The app's handlers are all async HTTP handlers (api/errors.py).
+        # As Starlette does, a handler for Exception (or 500) answers what no other handler
+        # does, as ServerErrorMiddleware would. The app's handlers are all async HTTP handlers
+        # (api/errors.py).
         self._handlers = {
             kind: cast(Handler, handler)
             for kind, handler in handlers.items()
             if isinstance(kind, type) and kind is not Exception
         }
+        server_error = handlers.get(Exception, handlers.get(500))
+        self._server_error = None if server_error is None else cast(Handler, server_error)
         self._handler_of: dict[type[Exception], Handler | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,10 +80,14 @@ class ClaimLane:
             await route.app(scope, receive, noting_start)
         except Exception as error:
             handler = self._handler_for(type(error))
+            unexpected = handler is None
+            handler = handler or self._server_error
             if handler is None or started:  # nothing to answer with, or too late to answer
                 raise
             response = await handler(Request(scope, receive), error)
             await response(scope, receive, send)
+            if unexpected:  # answered 500; raised on for the server to log, as Starlette does
+                raise
 
     def _handler_for(self, kind: type[Exception]) -> Handler | None:
         if kind not in self._handler_of:
