@@ -47,13 +47,18 @@ def run_uvicorn(settings: Settings, log_config: dict[str, Any] | None = None) ->
     )
 
 
-def run_granian(settings: Settings, log_config: dict[str, Any] | None = None) -> None:
-    """Serve with granian (Rust HTTP, asyncio + uvloop workers) until SIGINT or SIGTERM."""
+def run_granian(
+    settings: Settings, log_config: dict[str, Any] | None = None, app: str = APP
+) -> None:
+    """Serve with granian (Rust HTTP, asyncio + uvloop workers) until SIGINT or SIGTERM.
+
+    `app` names the factory the workers call (benchmarks.ceiling serves another app this way,
+    with the same server settings)."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
 
     Granian(
-        APP,
+        app,
         factory=True,
         address=settings.host,
         port=settings.port,

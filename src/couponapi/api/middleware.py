@@ -29,6 +29,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from couponapi import metrics
 from couponapi.api.ratelimit import RateLimit
+from couponapi.api.v2_input import named_strategy
 from couponapi.config import Settings
 from couponapi.logging import REQUEST_ID
 from couponapi.strategies.v2 import CLAIM_STRATEGIES
@@ -189,14 +190,11 @@ class RequestContext:
         return path, strategy
 
     def _v2_strategy(self, scope: Scope) -> str:
-        query: bytes = scope["query_string"]
-        if b"strategy=" in query:
-            for pair in query.split(b"&"):
-                if pair.startswith(b"strategy="):
-                    name = pair[9:].decode("ascii", "replace")
-                    # Only known names become labels: a client cannot mint time series.
-                    return name if name in self.claim_strategies else "unknown"
-        return self.default_claim_strategy
+        name = named_strategy(scope)
+        if name is None:
+            return self.default_claim_strategy
+        # Only known names become labels: a client cannot mint time series.
+        return name if name in self.claim_strategies else "unknown"
 
 
 def _outcome(scope: Scope, status: int) -> str:

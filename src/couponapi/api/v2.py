@@ -22,6 +22,7 @@ from couponapi.api.responses import json_response, send_json
 from couponapi.api.v2_coupons import AUTH, INVALID, PAGE, TAGS, UNKNOWN, pool_of
 from couponapi.api.v2_input import (
     idempotency_key,
+    named_strategy,
     page_cursor,
     page_limit,
     page_of,
@@ -64,9 +65,8 @@ async def claim(scope: Scope, receive: Receive, send: Send) -> None:
     """Claim a coupon for a user (plain ASGI: the route that takes the crowd, api/asgi_route)."""
     request = Request(scope, receive)
     settings = settings_of(request)
-    strategy = settings.claim_strategy
-    if scope["query_string"]:
-        strategy = request.query_params.get("strategy", strategy)
+    named = named_strategy(scope)
+    strategy = settings.claim_strategy if named is None else named
     if strategy not in CLAIM_STRATEGIES:
         raise InvalidRequest(422, f"unknown strategy {strategy!r}: one of {list(CLAIM_STRATEGIES)}")
     coupon_id = path_uuid(request, "coupon_id")

@@ -12,11 +12,13 @@ import binascii
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 import msgspec
 from msgspec import Meta
 from starlette.requests import Request
+from starlette.types import Scope
 
 from couponapi.api.bodies import InvalidRequest, header, read_body, uuid_of
 from couponapi.config import Settings
@@ -55,6 +57,19 @@ async def read_json[T](request: Request, model: type[T]) -> T:
         raise InvalidRequest(422, str(error)) from None
     except msgspec.DecodeError as error:
         raise InvalidRequest(422, f"malformed JSON body: {error}") from None
+
+
+def named_strategy(scope: Scope) -> str | None:
+    """The claim strategy a request names with `?strategy=` (the last, if twice), else None.
+
+    What Starlette's `request.query_params.get("strategy")` gives, without building them all:
+    a claim's endpoint and its metrics both ask. A query with no escapes is just split."""
+    text = scope["query_string"].decode("latin-1")
+    if "%" in text or "+" in text:
+        pairs = parse_qsl(text, keep_blank_values=True)
+    else:
+        pairs = [(name, value) for name, _, value in (p.partition("=") for p in text.split("&"))]
+    return dict(pairs).get("strategy")
 
 
 def path_uuid(request: Request, name: str) -> UUID:
