@@ -18,7 +18,14 @@ from typing import Any
 
 from benchmarks.report import claims_per_commit
 from benchmarks.run import WORKERS, measure, per_request_us, write_results
-from benchmarks.scenarios import HOT_100, HOT_1000, V1_GROUP_COMMIT, V2_GROUP_COMMIT
+from benchmarks.scenarios import (
+    HOT_100,
+    HOT_1000,
+    V1_GROUP_COMMIT,
+    V2_GROUP_COMMIT,
+    Scenario,
+    Target,
+)
 from benchmarks.service import fresh_database, running_service, serve_pid
 from couponapi.servers import SERVERS
 
@@ -81,6 +88,19 @@ def _spent(
     }
 
 
+def measure_with_cpu(
+    url: str, base: str, target: Target, scenario: Scenario, seconds: float
+) -> dict[str, Any]:
+    """`benchmarks.run.measure`'s record, with the µs of CPU per answered request that the
+    server at `base` (started by running_service), PostgreSQL and wrk spent on the run."""
+    serve = serve_pid(base)
+    before = _sample(serve)
+    record = measure(url, base, target, scenario, seconds)
+    cpu = per_request_us(_spent(before, _sample(serve)), record["requests"])
+    print(f"    CPU per request, us: {cpu}; claims/commit {claims_per_commit(record)}", flush=True)
+    return {"cpu_us_per_request": cpu, **record}
+
+
 def main() -> None:
     """Alternate the servers twice; per run, microseconds of CPU per answered request."""
     # v2 at 1,000 connections too: the same claims in larger batches (claims/commit).
@@ -92,14 +112,9 @@ def main() -> None:
         for _ in range(2):
             for server in SERVERS:
                 with running_service(url, server, WORKERS) as base:
-                    serve = serve_pid(base)
                     for target, scenario in runs_of_each:
-                        before = _sample(serve)
-                        record = measure(url, base, target, scenario, SECONDS)
-                        cpu = per_request_us(_spent(before, _sample(serve)), record["requests"])
-                        batch = claims_per_commit(record)
-                        print(f"    CPU per request, us: {cpu}; claims/commit {batch}", flush=True)
-                        runs.append({"server": server, "cpu_us_per_request": cpu, **record})
+                        record = measure_with_cpu(url, base, target, scenario, SECONDS)
+                        runs.append({"server": server, **record})
     write_results("cpu", {"workers": WORKERS, "seconds": SECONDS, "runs": runs})
 
 

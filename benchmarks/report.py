@@ -89,11 +89,11 @@ class Standing:
 
     @property
     def rate(self) -> float:
-        return statistics.median(best["ok_per_s"] for _, best in self.pairs)
+        return float(statistics.median(best["ok_per_s"] for _, best in self.pairs))
 
     @property
     def crowd_rate(self) -> float:
-        return statistics.median(r["ok_per_s"] for r in self.crowds)
+        return float(statistics.median(r["ok_per_s"] for r in self.crowds))
 
     def crowd_total(self, field: str) -> int:
         return sum(r[field] for r in self.crowds)

@@ -64,14 +64,19 @@ def free_port() -> int:
 
 @contextmanager
 def running_service(
-    url: str, server: str, workers: int, settings: dict[str, str] | None = None
+    url: str,
+    server: str,
+    workers: int,
+    settings: dict[str, str] | None = None,
+    program: str = "couponapi serve",
 ) -> Iterator[str]:
-    """`couponapi serve --workers N --server S` on a free port, with extra COUPONAPI_*
-    `settings` in its environment; yields its base URL."""
+    """`couponapi serve --port P --workers N --server S` on a free port, with extra
+    COUPONAPI_* `settings` in its environment; yields its base URL. `program` may name
+    another module that takes these options (`benchmarks.ceiling_app`)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "COUPONAPI_ADMIN_TOKEN": BENCH_ADMIN_TOKEN}
     env |= settings or {}
-    command = [sys.executable, "-m", "couponapi", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", *program.split(), "--port", str(port)]
     command += ["--workers", str(workers), "--server", server]
     log = tempfile.NamedTemporaryFile(prefix="couponapi-bench-", suffix=".log", delete=False)  # noqa: SIM115 (lives as long as the server)
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -104,11 +109,11 @@ def running_service(
 
 
 def serve_pid(base_url: str) -> int:
-    """The pid of the `couponapi serve` process answering at `base_url` (its workers are its
-    children)."""
+    """The pid of the process `running_service` started to answer at `base_url` (its
+    workers are its children)."""
     port = base_url.rsplit(":", 1)[1]
     found = subprocess.run(
-        ["pgrep", "-f", f"couponapi serve --port {port}"], capture_output=True, text=True,
+        ["pgrep", "-f", f" --port {port} --workers "], capture_output=True, text=True,
         check=True,
     ).stdout.split()  # fmt: skip
     return int(found[0])
