@@ -2,7 +2,7 @@
 
 Order: pgbench (PostgreSQL alone), every claim strategy under every scenario on the default
 server, the runs the issue's targets compare (give-transaction and the default v2 strategy,
-in turn, three times), then the server comparison (each server in turn on the same
+in turn, five times), then the server comparison (each server in turn on the same
 endpoints). After every wrk run the database is checked (benchmarks.ledger); a broken
 invariant is a failure, not a figure. Results: results/run-<time>.json, results/latest.json,
 results/RESULTS.md and results/claims.png; a partial run (--quick, --only, --scenario, --skip)
