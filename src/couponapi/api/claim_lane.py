@@ -1,5 +1,5 @@
 """The claim routes' own lane: the crowd's requests skip Starlette's router and its
-ExceptionMiddleware.
+ExceptionMiddleware (and, in the app, its ServerErrorMiddleware).
 
 Starlette reaches an endpoint through ExceptionMiddleware (a send wrapper and a handler
 lookup per request) and the Router (a regex per route tried, then a child scope): for a claim,
