@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
-from couponapi.codes import ALPHABET, SYMBOLS, new_codes, normalize_code
+from couponapi.codes import _SYMBOL_OF_BYTE, ALPHABET, SYMBOLS, new_codes, normalize_code
 
 
 def test_a_code_is_12_crockford_symbols_in_three_groups() -> None:
@@ -28,6 +29,11 @@ def test_every_symbol_is_drawn_at_every_position() -> None:
     codes = [code.replace("-", "") for code in new_codes(2_000)]
     for position in range(SYMBOLS):
         assert {code[position] for code in codes} == set(ALPHABET)
+
+
+def test_each_symbol_comes_from_as_many_random_byte_values() -> None:
+    # A uniform random byte then gives a uniform symbol: each of the 32 from 8 of the 256.
+    assert Counter(_SYMBOL_OF_BYTE) == {ord(symbol): 8 for symbol in ALPHABET}
 
 
 def test_typed_codes_are_read_the_crockford_way() -> None:
