@@ -20,12 +20,12 @@ import asyncpg
 import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from couponapi.codes import new_codes
 from couponapi.config import Settings
 from couponapi.db.pool import create_pool
 from couponapi.db.queries import query
-from couponapi.group_commit import GroupCommitter
+from couponapi.domain.codes import new_codes
 from couponapi.servers import run_granian
+from couponapi.strategies.batcher import GroupCommitter
 
 
 class _Body(msgspec.Struct):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from couponapi.strategies.v2 import CLAIM_STRATEGIES
+from couponapi.strategies import CLAIM_STRATEGIES, GIVE_STRATEGIES
 
 GO_ORIGINAL_CLAIMS_PER_S = 620  # the original Go service, measured by the issue's author here
 HOT_QUANTITY = 10_000_000  # a hot coupon never sells out during a run
@@ -37,21 +37,16 @@ class Scenario:
 
 V1 = "/coupon/api/v1"
 V1_TARGETS = [
-    Target("v1 naive (give)", "v1", "naive", V1 + "/give/{coupon}", "v1", safe=False),
-    Target("v1 locking (give-transaction)", "v1", "locking",
-           V1 + "/give-transaction/{coupon}", "v1"),
-    Target("v1 function (give-transaction-pgfunction)", "v1", "function",
-           V1 + "/give-transaction-pgfunction/{coupon}", "v1"),
-    Target("v1 atomic (give-atomic)", "v1", "atomic", V1 + "/give-atomic/{coupon}", "v1"),
-    Target("v1 group_commit (give-group-commit)", "v1", "group_commit",
-           V1 + "/give-group-commit/{coupon}", "v1"),
+    Target(f"v1 {name} ({given.segment})", "v1", name, f"{V1}/{given.segment}/{{coupon}}", "v1",
+           safe=given.safe)
+    for name, given in GIVE_STRATEGIES.items()
 ]  # fmt: skip
 V2_TARGETS = [
     Target(f"v2 {name}", "v2", name, f"/api/v2/coupons/{{coupon}}/claims?strategy={name}", "v2")
     for name in CLAIM_STRATEGIES
 ]
 # Our stand-in for the original Go service: its SELECT ... FOR UPDATE route.
-GIVE_TRANSACTION = V1_TARGETS[1]
+GIVE_TRANSACTION = next(t for t in V1_TARGETS if t.strategy == "locking")
 # Group commit on each API: the strategies the speed work is about (v2's is its default).
 V1_GROUP_COMMIT = next(t for t in V1_TARGETS if t.strategy == "group_commit")
 V2_GROUP_COMMIT = next(t for t in V2_TARGETS if t.strategy == "group_commit")

@@ -13,15 +13,20 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from couponapi import claims_service, metrics
-from couponapi.api import health, v1, v2
+from couponapi import metrics
+from couponapi.api import health
 from couponapi.api.claim_lane import ClaimLane
 from couponapi.api.errors import exception_handlers
 from couponapi.api.middleware import middleware_stack
 from couponapi.api.openapi import SWAGGER_PAGE, DocumentGenerator, docs_routes
+from couponapi.api.v1 import routes as v1
+from couponapi.api.v2 import claims as v2_claims
+from couponapi.api.v2 import coupons as v2_coupons
 from couponapi.config import Settings
 from couponapi.dashboard.routes import Dashboard
 from couponapi.db.pool import create_pool
+from couponapi.services.claims import sweep_expired_keys_forever
+from couponapi.strategies import check_claim_strategy
 
 API_INFO = {
     "title": "couponapi",
@@ -58,21 +63,22 @@ def create_app(settings: Settings) -> CouponApp:
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (serve sets it)")
     database_url = settings.database_url
+    check_claim_strategy(settings.claim_strategy)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pool = await create_pool(database_url, settings)
         # Everything loaded so far lives as long as the process: out of the garbage
         # collector's sight, a full collection no longer walks it (measured: the collector
-        # took ~6% of a worker under a crowd, README "Performance").
+        # took ~6% of a worker under a crowd, docs/performance.md).
         gc.freeze()
         # A claim allocates hundreds of short-lived containers: at the default threshold
         # (700) the young generation was collected every few requests, ~6% of a worker's
         # samples; every 50,000 allocations costs a few MB and saved ~13% of the event
-        # loop's CPU per v1 claim (README "Performance").
+        # loop's CPU per v1 claim (docs/performance.md).
         gc.set_threshold(50_000, 20, 100)
         sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))
-        sweeper = asyncio.create_task(claims_service.sweep_expired_keys_forever(app.state.pool))
+        sweeper = asyncio.create_task(sweep_expired_keys_forever(app.state.pool))
         try:
             yield
         finally:
@@ -88,12 +94,13 @@ def create_app(settings: Settings) -> CouponApp:
 
     dashboard = Dashboard()  # the live page, its stats and the race button
     handlers = dashboard.count_refusals(exception_handlers())
-    claim_routes = [*v2.claim_routes(), *v1.claim_routes()]
+    claim_routes = [*v2_claims.claim_routes(), *v1.claim_routes()]
     app = CouponApp(
         routes=[
             *claim_routes,  # served by ClaimLane; listed for the OpenAPI document and 405s
             *v1.routes(),
-            *v2.routes(),
+            *v2_coupons.routes(),
+            *v2_claims.routes(),
             *docs_routes(document),
             *health.routes(),
             *dashboard.routes(),

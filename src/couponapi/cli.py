@@ -11,12 +11,13 @@ import tempfile
 from collections.abc import Sequence
 
 from couponapi import servers
-from couponapi.admin import kept_or_new_token, token_file
+from couponapi.admin_token import kept_or_new_token, token_file
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from couponapi.db.migrate import ensure_database, migrate_url
 from couponapi.loadtest import commands as load_commands
-from couponapi.logging import log_config
+from couponapi.logs import log_config
+from couponapi.strategies import check_claim_strategy
 
 
 def _embedded(settings: Settings) -> EmbeddedPostgres:
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     overrides = {k: v for k in options if (v := getattr(args, k, None))}
     try:
         settings = Settings(**overrides)
+        check_claim_strategy(settings.claim_strategy)
         if args.command == "serve":
             serve(settings)
         elif args.command == "migrate":

@@ -31,6 +31,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from couponapi.db.pool import TRANSIENT
+from couponapi.domain.errors import CouponError
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus_client chose its value store when it was imported: files there, or memory.
 MULTIPROC_DIR = os.environ.get(MULTIPROC_ENV)
@@ -67,34 +70,35 @@ DATABASE_ERRORS = Counter(
 )
 RATE_LIMITED = Counter("couponapi_rate_limited", "Claims refused with 429 by the rate limit.")
 
-# The claim routes: v1's POST .../give*/{id} and v2's POST /api/v2/coupons/{id}/claims
-# (matched on a route template or on a request path alike).
-CLAIM_ROUTE = re.compile(r"^/coupon/api/v1/(give[\w-]*)/[^/]+$|^/api/v2/coupons/[^/]+/claims$")
-V2 = "v2"  # v2 routes pick their strategy per request (?strategy=) or by setting
-_STRATEGY_OF_SEGMENT = {
-    "give": "naive",
-    "give-transaction": "locking",
-    "give-transaction-pgfunction": "function",
-    "give-atomic": "atomic",
-    "give-group-commit": "group_commit",
-}
-
-
-@cache
-def claim_strategy(route_path: str) -> str | None:
-    """The strategy of a claim route (its path segment when unknown, V2 for v2's claim
-    route); None for every other route."""
-    match = CLAIM_ROUTE.match(route_path)
-    if match is None:
-        return None
-    segment = match.group(1)
-    return V2 if segment is None else _STRATEGY_OF_SEGMENT.get(segment, segment)
-
 
 @cache
 def outcome_name(error_class: str) -> str:
     """`SoldOut` -> `sold_out`: the outcome label of a domain error."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", error_class).lower()
+
+
+class ClaimCount:
+    """Counts the give or claim run inside it by strategy and outcome: granted, the refusal's
+    name (sold_out, limit_reached, ...), unavailable (a transient database failure) or error."""
+
+    __slots__ = ("strategy",)
+
+    def __init__(self, strategy: str) -> None:
+        self.strategy = strategy
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
+        if kind is None:
+            outcome = "granted"
+        elif issubclass(kind, CouponError):
+            outcome = outcome_name(kind.__name__)
+        elif issubclass(kind, TRANSIENT):
+            outcome = "unavailable"
+        else:
+            outcome = "error"
+        TALLY.claim((self.strategy, outcome))
 
 
 def observe_batch(size: int) -> None:

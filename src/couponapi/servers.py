@@ -2,7 +2,7 @@
 
 Both run `couponapi.app:app_from_environment` as a factory in `settings.workers` processes
 that read their settings from the environment `serve` prepared. granian is the default by
-measurement (benchmarks/, README "Performance"): its HTTP parsing and socket writes run in
+measurement (benchmarks/, docs/performance.md): its HTTP parsing and socket writes run in
 Rust, where uvicorn's run in the worker's Python (two write calls per response), which on a
 crowd leaves the workers more CPU for the app; uvicorn stays selectable with
 `serve --server uvicorn` / `COUPONAPI_SERVER=uvicorn`.

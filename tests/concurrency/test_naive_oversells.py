@@ -13,8 +13,9 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from couponapi.domain import SoldOut
-from couponapi.strategies import locking, naive
+from couponapi.domain.errors import SoldOut
+from couponapi.strategies import give_locking as locking
+from couponapi.strategies import give_naive as naive
 from tests.support import ledger_state
 
 pytestmark = pytest.mark.concurrency

@@ -14,8 +14,8 @@ import asyncpg
 import msgspec
 import pytest
 
-from couponapi.claims import ClaimRequest
-from couponapi.domain import DatabaseUnavailable, SoldOut
+from couponapi.domain.claims import ClaimRequest
+from couponapi.domain.errors import DatabaseUnavailable, SoldOut
 from couponapi.strategies import claim_group_commit
 from tests.integration.test_v2_claim_function import new_coupon
 

@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from couponapi.strategies.v2 import CLAIM_STRATEGIES
+from couponapi.strategies import CLAIM_STRATEGIES
 from tests.support import RunningServer, running_server
 from tests.v2_support import ADMIN, TOKEN, V2, claim_state
 

@@ -15,8 +15,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from couponapi.claims import Claimed, ClaimRequest
-from couponapi.strategies.v2 import CLAIM_STRATEGIES
+from couponapi.domain.claims import Claimed, ClaimRequest
+from couponapi.strategies import CLAIM_STRATEGIES
 
 
 async def one(

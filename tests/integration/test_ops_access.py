@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from couponapi.config import Settings
-from couponapi.logging import JsonFormatter
+from couponapi.logs import JsonFormatter
 from tests.support import app_client
 
 V1 = "/coupon/api/v1"

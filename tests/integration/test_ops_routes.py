@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from couponapi.config import Settings
-from couponapi.logging import JsonFormatter
+from couponapi.logs import JsonFormatter
 from tests.support import app_client
 
 V1 = "/coupon/api/v1"

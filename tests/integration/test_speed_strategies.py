@@ -10,9 +10,11 @@ import asyncpg
 import httpx
 import pytest
 
-from couponapi.domain import CouponNotFound, DatabaseUnavailable, SoldOut
-from couponapi.group_commit import BatchFailed
-from couponapi.strategies import atomic, group_commit
+from couponapi.domain.errors import CouponNotFound, DatabaseUnavailable, SoldOut
+from couponapi.strategies import batcher
+from couponapi.strategies import give_atomic as atomic
+from couponapi.strategies import give_group_commit as group_commit
+from couponapi.strategies.batcher import BatchFailed
 from tests.support import LedgerState, ledger_state
 
 POISON_TRIGGER = """
@@ -102,12 +104,12 @@ async def test_group_commit_serves_arrival_order_and_answers_after_commit(
 async def test_a_failing_batch_fails_only_its_claims(pool: asyncpg.Pool) -> None:
     await pool.execute(POISON_TRIGGER)
     coupon_id = await new_coupon(pool, 1_000)
-    users = [f"u{n}" for n in range(2 * group_commit.MAX_BATCH)]
-    users[group_commit.MAX_BATCH + 5] = "poison"  # in the second batch
+    users = [f"u{n}" for n in range(2 * batcher.MAX_BATCH)]
+    users[batcher.MAX_BATCH + 5] = "poison"  # in the second batch
     outcomes = await asyncio.gather(
         *(group_commit.give(pool, coupon_id, u) for u in users), return_exceptions=True
     )
-    first, second = outcomes[: group_commit.MAX_BATCH], outcomes[group_commit.MAX_BATCH :]
+    first, second = outcomes[: batcher.MAX_BATCH], outcomes[batcher.MAX_BATCH :]
     assert not any(isinstance(o, BaseException) for o in first)
     assert all(isinstance(o, DatabaseUnavailable) for o in second)
     assert isinstance(second[0], DatabaseUnavailable)
@@ -115,10 +117,10 @@ async def test_a_failing_batch_fails_only_its_claims(pool: asyncpg.Pool) -> None
     assert isinstance(second[0].__cause__.__cause__, asyncpg.CheckViolationError)
     # Nothing of the failed batch was written; the good one is whole.
     state = await ledger_state(pool, coupon_id)
-    size = group_commit.MAX_BATCH
+    size = batcher.MAX_BATCH
     assert state == LedgerState(1_000 - size, size, size)
     after = await group_commit.give(pool, coupon_id, "next")
-    assert after.quantity_left == 1_000 - group_commit.MAX_BATCH - 1
+    assert after.quantity_left == 1_000 - batcher.MAX_BATCH - 1
 
 
 @pytest.mark.parametrize("path", ["give-atomic", "give-group-commit"])

@@ -18,10 +18,10 @@ import asyncpg
 import msgspec
 import pytest
 
-from couponapi import claims
-from couponapi.claims import ClaimRequest, claim_arguments
 from couponapi.db.migrate import function_as_created
 from couponapi.db.queries import query
+from couponapi.domain import claims
+from couponapi.domain.claims import ClaimRequest, claim_arguments
 from couponapi.strategies import claim_function
 
 

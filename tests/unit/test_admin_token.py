@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from couponapi import cli
-from couponapi.admin import kept_or_new_token, token_file
+from couponapi.admin_token import kept_or_new_token, token_file
 from couponapi.config import Settings
 
 

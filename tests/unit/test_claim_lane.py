@@ -13,8 +13,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ExceptionHandler, Receive, Scope, Send
 
 from couponapi.api.asgi_route import AsgiRoute
-from couponapi.api.bodies import InvalidRequest
 from couponapi.api.claim_lane import ClaimLane
+from couponapi.api.inputs import InvalidRequest
 from couponapi.api.responses import send_json
 from couponapi.app import CouponApp
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from couponapi.codes import _SYMBOL_OF_BYTE, ALPHABET, SYMBOLS, new_codes, normalize_code
+from couponapi.domain.codes import _SYMBOL_OF_BYTE, ALPHABET, SYMBOLS, new_codes, normalize_code
 
 
 def test_a_code_is_12_crockford_symbols_in_three_groups() -> None:

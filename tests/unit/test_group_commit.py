@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from couponapi.group_commit import BatchFailed, GroupCommitter
+from couponapi.strategies.batcher import BatchFailed, GroupCommitter
 
 
 class Recorder:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
-from couponapi.api.v2_input import named_strategy
+from couponapi.api.inputs import named_strategy
 
 
 def named(query: bytes) -> str | None:

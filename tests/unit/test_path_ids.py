@@ -6,7 +6,7 @@ from uuid import UUID
 
 import pytest
 
-from couponapi.api.bodies import InvalidRequest, parse_uuid, uuid_of
+from couponapi.api.inputs import InvalidRequest, parse_uuid, uuid_of
 
 
 def test_the_same_text_gives_the_same_parsed_uuid() -> None:

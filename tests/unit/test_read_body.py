@@ -6,7 +6,7 @@ import pytest
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
-from couponapi.api.bodies import InvalidRequest, read_body
+from couponapi.api.inputs import InvalidRequest, read_body
 
 
 def request_with(messages: list[Message], content_length: int | None) -> Request:

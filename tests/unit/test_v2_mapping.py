@@ -9,10 +9,15 @@ import msgspec
 import pytest
 from starlette.requests import Request
 
-from couponapi.api.bodies import InvalidRequest
-from couponapi.api.v2_input import encode_cursor, page_cursor
-from couponapi.claims import Claimed, ClaimRequest, claim_arguments, claim_result, request_hash
-from couponapi.domain import CouponNotFound, IdempotencyKeyConflict, LimitReached, SoldOut
+from couponapi.api.inputs import InvalidRequest, encode_cursor, page_cursor
+from couponapi.domain.claims import (
+    Claimed,
+    ClaimRequest,
+    claim_arguments,
+    claim_result,
+    request_hash,
+)
+from couponapi.domain.errors import CouponNotFound, IdempotencyKeyConflict, LimitReached, SoldOut
 
 COUPON = UUID(int=1)
 GRANTED = {

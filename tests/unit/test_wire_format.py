@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from couponapi.api.openapi import as_openapi_30
-from couponapi.api.v1_schemas import CouponCreateV1, canonical_keys
+from couponapi.api.v1.wire import CouponCreateV1, canonical_keys
 
 
 def test_field_names_match_case_insensitively_like_gos_binder() -> None:

@@ -3,7 +3,7 @@ ExceptionMiddleware (and, in the app, its ServerErrorMiddleware).
 
 Starlette reaches an endpoint through ExceptionMiddleware (a send wrapper and a handler
 lookup per request) and the Router (a regex per route tried, then a child scope): for a claim,
-about a sixth of the application's CPU (README "Performance", `benchmarks.inprocess`).
+about a sixth of the application's CPU (docs/performance.md, `benchmarks.inprocess`).
 `ClaimLane` is the innermost middleware, so request ids, metrics, security headers, CORS and
 the rate limit wrap it as before. It recognises a POST to a claim route by the route's fixed
 text around its one path parameter, fills the scope as the router would (`route`,

@@ -17,46 +17,16 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
 from couponapi import metrics
-from couponapi.api import problems
-from couponapi.api.bodies import InvalidRequest
-from couponapi.api.middleware import OUTCOME_KEY
-from couponapi.api.v1_schemas import ErrorV1
-from couponapi.domain import (
-    CouponError,
-    CouponNotFound,
-    DatabaseUnavailable,
-    DuplicateCoupon,
-    SoldOut,
-    StrategyDisabled,
-)
-from couponapi.logging import Throttle
+from couponapi.api.inputs import InvalidRequest
+from couponapi.api.v1.wire import ErrorV1
+from couponapi.api.v2 import problems
+from couponapi.db.pool import TIMED_OUT, UNAVAILABLE
+from couponapi.domain.errors import CouponError
+from couponapi.logs import Throttle
 
 log = logging.getLogger(__name__)
 _quiet = Throttle()  # an outage answered 10,000 times a second logs once a second
-
-STATUS_OF: dict[type[CouponError], int] = {
-    CouponNotFound: 404,
-    SoldOut: 409,
-    DuplicateCoupon: 409,
-    StrategyDisabled: 403,
-    DatabaseUnavailable: 503,
-    **problems.V2_STATUS_OF,
-}
 RETRY_AFTER_SECONDS = "1"
-
-# Failures that mean "PostgreSQL is not there right now", as opposed to a bug.
-UNAVAILABLE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,  # another backend crashed: PostgreSQL restarts every session
-    # asyncpg's protocol caught mid-error when the server vanished (seen when PostgreSQL is
-    # SIGKILLed under load, tests/faults): the connection is dead, a retry gets a new one.
-    asyncpg.InternalClientError,
-)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -80,8 +50,7 @@ def _answer(
 
 async def _domain(request: Request, error: Exception) -> Response:
     assert isinstance(error, CouponError)
-    request.scope[OUTCOME_KEY] = type(error).__name__  # the claims metric's outcome label
-    status = STATUS_OF.get(type(error), 400)
+    status = error.status
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
     return _answer(request, error, status, str(error), headers)
 
@@ -148,7 +117,7 @@ def exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
     }
     for kind in UNAVAILABLE:
         handlers[kind] = _unavailable
-    for timeout in (TimeoutError, asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError):
+    for timeout in TIMED_OUT:
         handlers[timeout] = _timed_out
     for text in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
         handlers[text] = _bad_text

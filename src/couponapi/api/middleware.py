@@ -5,8 +5,8 @@ one function call in, one wrapped `send`, a few list appends.
 
 - Request id: the client's `X-Request-ID` when it is short printable ASCII, else a new one;
   returned in the response and attached to every log line written while serving it.
-- Metrics: route template, method, status and latency of every request; for claim routes,
-  the strategy and the outcome (a domain error's name, set by api/errors.py in the scope).
+- Metrics: route template, method, status and latency of every request (the claims metric,
+  by strategy and outcome, is counted where a claim is decided: services/claims.py).
 - Security headers on every response; a Content-Security-Policy on HTML pages that admits
   only our own assets and the inline scripts we ship, named by their SHA-256.
 """
@@ -29,14 +29,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from couponapi import metrics
 from couponapi.api.ratelimit import RateLimit
-from couponapi.api.v2_input import named_strategy
 from couponapi.config import Settings
-from couponapi.logging import REQUEST_ID
-from couponapi.strategies.v2 import CLAIM_STRATEGIES
+from couponapi.logs import REQUEST_ID
 
 log = logging.getLogger("couponapi.access")
 
-OUTCOME_KEY = "couponapi.outcome"  # set by api/errors.py when a domain error answers
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 _REQUEST_ID_OK = re.compile(rb"[\x21-\x7e]{1,128}")
 
@@ -93,18 +90,12 @@ class RequestContext:
         csp: str,
         metrics_enabled: bool = True,
         access_log: bool = False,
-        default_claim_strategy: str = metrics.V2,
-        claim_strategies: Iterable[str] = (),
     ) -> None:
         self.app = app
-        self.default_claim_strategy = default_claim_strategy
-        self.claim_strategies = frozenset(claim_strategies)
         self.csp = (b"content-security-policy", csp.encode())
         self.metrics_enabled = metrics_enabled
         self.access_log = access_log
-        self._routes: dict[tuple[int, str], tuple[str, str | None]] = {}
-        Labels = tuple[tuple[str, str, str], tuple[str, str] | None]
-        self._labels: dict[tuple[object, ...], Labels] = {}
+        self._labels: dict[tuple[int, str, int], tuple[str, str, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,66 +139,23 @@ class RequestContext:
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route = scope.get("route")
-        # Routes live as long as the app, so their ids stay theirs.
-        known = self._routes.get((id(route), scope["method"]))
-        if known is None:
-            known = self._routes[id(route), scope["method"]] = self._describe(
-                route, scope["method"]
-            )
-        path, strategy = known
+        # Routes live as long as the app, so their ids stay theirs; every label is bounded
+        # (route templates, methods, statuses), so this cache is too.
+        key = (id(route), scope["method"], status)
+        labels = self._labels.get(key)
+        if labels is None:
+            path = getattr(route, "path", None) or "unmatched"
+            labels = self._labels[key] = (path, scope["method"], str(status))
         if self.metrics_enabled:
-            if strategy == metrics.V2:
-                strategy = self._v2_strategy(scope)
-            # Every label below is bounded (routes, statuses, strategies, domain error names),
-            # so this cache is too.
-            key = (id(route), scope["method"], status, strategy, scope.get(OUTCOME_KEY))
-            labels = self._labels.get(key)
-            if labels is None:
-                labels = self._labels[key] = (
-                    (path, scope["method"], str(status)),
-                    None if strategy is None else (strategy, _outcome(scope, status)),
-                )
-            latency, claim = labels
-            metrics.TALLY.request(latency, seconds)
-            if claim is not None:
-                metrics.TALLY.claim(claim)
+            metrics.TALLY.request(labels, seconds)
         if self.access_log:
             log.info(
                 "%s %s %d",
                 scope["method"],
-                path,
+                labels[0],
                 status,
                 extra={"fields": {"status": status, "ms": round(seconds * 1000, 3)}},
             )
-
-    @staticmethod
-    def _describe(route: object, method: str) -> tuple[str, str | None]:
-        """A route's template (the latency label) and, for a claim route, its strategy."""
-        path = getattr(route, "path", None) or "unmatched"
-        strategy = getattr(getattr(route, "endpoint", None), "__claim_strategy__", None)
-        if strategy is None and method == "POST":
-            strategy = metrics.claim_strategy(path)
-        return path, strategy
-
-    def _v2_strategy(self, scope: Scope) -> str:
-        name = named_strategy(scope)
-        if name is None:
-            return self.default_claim_strategy
-        # Only known names become labels: a client cannot mint time series.
-        return name if name in self.claim_strategies else "unknown"
-
-
-def _outcome(scope: Scope, status: int) -> str:
-    if 200 <= status < 300:
-        return "granted"
-    error = scope.get(OUTCOME_KEY)
-    if error is not None:
-        return metrics.outcome_name(error)
-    if status == 429:
-        return "rate_limited"
-    if status == 503:
-        return "unavailable"
-    return "rejected" if status < 500 else "error"
 
 
 def middleware_stack(settings: Settings, html_pages: Iterable[str]) -> list[Middleware]:
@@ -223,8 +171,6 @@ def middleware_stack(settings: Settings, html_pages: Iterable[str]) -> list[Midd
             csp=content_security_policy(html_pages),
             metrics_enabled=settings.metrics,
             access_log=settings.access_log,
-            default_claim_strategy=getattr(settings, "claim_strategy", metrics.V2),
-            claim_strategies=CLAIM_STRATEGIES,
         )
     )
     if settings.rate_limit > 0:

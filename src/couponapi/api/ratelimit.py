@@ -14,6 +14,7 @@ which worker its connections land. Only the claim routes are limited (metrics.CL
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import msgspec
@@ -22,6 +23,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from couponapi import metrics
 
 MAX_KEYS = 100_000
+
+
+# The claim routes, by request path: v1's POST .../give*/{id} and v2's POST .../claims.
+CLAIM_PATH = re.compile(r"^/coupon/api/v1/give[\w-]*/[^/]+$|^/api/v2/coupons/[^/]+/claims$")
 
 
 class TokenBucket:
@@ -64,7 +69,7 @@ class RateLimit:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
-            or metrics.CLAIM_ROUTE.match(scope["path"]) is None
+            or CLAIM_PATH.match(scope["path"]) is None
         ):
             await self.app(scope, receive, send)
             return

@@ -12,14 +12,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ExceptionHandler
 
-from couponapi.admin import require_admin
-from couponapi.api.bodies import convert, decode_json_object, read_body
+from couponapi.api.auth import require_admin
+from couponapi.api.inputs import convert, decode_json_object, read_body
 from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response
-from couponapi.api.v1_schemas import ErrorV1
+from couponapi.api.v1.wire import ErrorV1
 from couponapi.config import Settings
 from couponapi.dashboard import race_job, stats
-from couponapi.domain import CouponError
+from couponapi.domain.errors import CouponError
 
 STATIC = Path(__file__).parent / "static"
 TAGS = ("dashboard",)

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
 from couponapi.db.queries import query
-from couponapi.domain import CouponNotFound
+from couponapi.domain.errors import CouponNotFound
 
 BUCKET_S = 2  # one chart point per 2 seconds
 WINDOW_S = 180  # the chart spans the last 3 minutes

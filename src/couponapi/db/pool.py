@@ -16,6 +16,30 @@ import asyncpg
 
 from couponapi.config import Settings
 
+# Failures that mean "PostgreSQL is not there right now", as opposed to a bug: a retry gets
+# a new connection (the API answers 503 + Retry-After).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,  # another backend crashed: PostgreSQL restarts every session
+    # asyncpg's protocol caught mid-error when the server vanished (seen when PostgreSQL is
+    # SIGKILLed under load, tests/faults): the connection is dead, a retry gets a new one.
+    asyncpg.InternalClientError,
+)
+# A bounded wait ran out: the pool's (TimeoutError), lock_timeout or statement_timeout. The
+# transaction was rolled back, nothing was written (503 + Retry-After).
+TIMED_OUT: tuple[type[Exception], ...] = (
+    TimeoutError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+)
+# Either: the same request, sent again shortly, may well succeed.
+TRANSIENT = (*UNAVAILABLE, *TIMED_OUT)
+
 
 class BoundedPool(asyncpg.Pool):
     """An asyncpg pool whose acquire() waits at most `acquire_timeout` seconds by default.
@@ -73,7 +97,7 @@ async def create_pool(url: str, settings: Settings) -> asyncpg.Pool:
         command_timeout=command_timeout,
         timeout=settings.pool_timeout,  # connecting, when PostgreSQL is slow to answer
         server_settings=connection_settings(settings),
-        reset=skip_session_reset,  # speed (issue 4): see skip_session_reset
+        reset=skip_session_reset,  # one round trip less per release: see skip_session_reset
     )
     await pool
     return pool

@@ -7,8 +7,15 @@ stays readable in one file instead of scattered through Python strings.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
+from uuid import UUID
+
+# Listings page by keyset: (created_at or claimed_at, id) of the last row seen.
+Keyset = tuple[datetime, UUID]
+# Before every row: where a first page starts.
+START: Keyset = (datetime(1, 1, 1, tzinfo=UTC), UUID(int=0))
 
 _HEADER = re.compile(r"^-- name: (\w+)\n(?:--[^\n]*\n)*", re.MULTILINE)
 

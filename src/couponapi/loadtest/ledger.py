@@ -24,7 +24,7 @@ Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 async def quantity(db: Executor, coupon_id: UUID) -> int | None:
     """What is left of the coupon, None when it does not exist."""
     row = await db.fetchrow(query("get_coupon"), coupon_id)
-    return None if row is None else int(row["quantity"])
+    return None if row is None else int(row["remaining"])
 
 
 async def quantity_if_known(db: Executor | None, coupon_id: UUID) -> int | None:

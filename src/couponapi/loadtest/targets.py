@@ -1,6 +1,7 @@
-"""The routes a crowd can rush, in one table: adding a route is adding one line to TARGETS.
+"""The routes a crowd can rush: one target per strategy of couponapi.strategies' tables.
 
-A target names a way of claiming, the path that does it and whether it is meant to be safe.
+A target names a way of claiming, the path that does it and whether it is meant to be safe:
+v1's strategies by their name (dashes for underscores: `group-commit`), v2's as `v2-<name>`.
 `available()` keeps the targets the server's own OpenAPI document lists, so routes another
 version of the server lacks are skipped instead of answering 404 a thousand times.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
+
+from couponapi.strategies import CLAIM_STRATEGIES, GIVE_STRATEGIES
 
 V1 = "/coupon/api/v1"
 V2_CLAIMS = "/api/v2/coupons/{coupon_id}/claims"
@@ -33,13 +36,20 @@ class Target:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("naive", f"{V1}/give/{{coupon_id}}", safe=False),
-    Target("locking", f"{V1}/give-transaction/{{coupon_id}}"),
-    Target("function", f"{V1}/give-transaction-pgfunction/{{coupon_id}}"),
-    Target("atomic", f"{V1}/give-atomic/{{coupon_id}}"),
-    Target("group-commit", f"{V1}/give-group-commit/{{coupon_id}}"),
-    Target("v2-function", V2_CLAIMS, wire="v2", ledger="v2", query="strategy=function"),
-    Target("v2-group-commit", V2_CLAIMS, wire="v2", ledger="v2", query="strategy=group_commit"),
+    *(
+        Target(name.replace("_", "-"), f"{V1}/{given.segment}/{{coupon_id}}", safe=given.safe)
+        for name, given in GIVE_STRATEGIES.items()
+    ),
+    *(
+        Target(
+            f"v2-{name.replace('_', '-')}",
+            V2_CLAIMS,
+            wire="v2",
+            ledger="v2",
+            query=f"strategy={name}",
+        )
+        for name in CLAIM_STRATEGIES
+    ),
 )
 BY_NAME = {target.name: target for target in TARGETS}
 

@@ -1,19 +1,6 @@
 -- Every query the service runs, each under a name and a one-line description.
 -- couponapi.db.queries loads this file once; the strategies say which locks each one takes.
 
--- name: get_coupon
--- One coupon by id, without locking it.
-SELECT id, name, type, quantity FROM coupon WHERE id = $1;
-
--- name: list_coupons
--- Every coupon, oldest id order, without locking.
-SELECT id, name, type, quantity FROM coupon ORDER BY id;
-
--- name: insert_coupon
--- Create a coupon; a duplicate id raises unique_violation.
-INSERT INTO coupon (id, name, type, quantity, total_quantity) VALUES ($1, $2, $3, $4, $4)
-RETURNING id, name, type, quantity;
-
 -- name: read_quantity
 -- What is left, read with no lock (the naive strategy's first step).
 SELECT quantity FROM coupon WHERE id = $1;
@@ -40,7 +27,7 @@ INSERT INTO coupon_given_events (couponid, userid, newquantity) VALUES ($1::uuid
 -- Give one coupon with the PL/pgSQL function; returns the quantity left.
 SELECT give_coupon_to_user($1, $2);
 
--- ---- speed (issue 4): the atomic and the group-commit strategies ----
+-- ---- the atomic and the group-commit strategies ----
 
 -- name: give_atomic
 -- Give one coupon in one statement; one row: (quantity_left, known); quantity_left NULL = refused.
@@ -68,7 +55,7 @@ SELECT NULL, EXISTS (SELECT 1 FROM coupon WHERE id = $1) WHERE NOT EXISTS (SELEC
 SELECT outcome, quantity_left FROM give_coupons_to_users($1, $2::text[]);
 
 -- ---------------------------------------------------------------------------------------
--- See the race (issue 5): the load tester's checks and the dashboard's read-only stats.
+-- See the race: the load tester's checks and the dashboard's read-only stats.
 -- None of these run on the claim path.
 
 -- name: loadtest_run_grants_v1
@@ -134,38 +121,46 @@ SELECT coalesce(sum(n), 0)::int AS ledger_rows, count(*) FILTER (WHERE n > $3)::
 SELECT ord, outcome, status, body
 FROM claim_coupons_v1($1::uuid, $2::text[], $3::text[], $4::text[], $5::text[]);
 
--- operations (issue 6: /readyz) --------------------------------------------------------------
+-- operations (/readyz) -----------------------------------------------------------------------
 
 -- name: applied_migrations
 -- The migration versions applied to this database (readiness compares them with the shipped ones).
 SELECT version FROM schema_migrations;
 
--- name: insert_coupon_v2
--- Create a v2 coupon (all of it left); a duplicate id raises unique_violation.
+-- name: insert_coupon
+-- Create a coupon (all of it left); a duplicate id raises unique_violation.
 INSERT INTO coupon (id, name, type, quantity, total_quantity, per_user_limit, starts_at, ends_at)
 VALUES ($1, $2, $3, $4, $4, $5, $6, $7)
-RETURNING id, name, type, total_quantity, quantity, per_user_limit, starts_at, ends_at, paused,
-          created_at, 0::bigint AS redeemed;
+RETURNING id, name, type, total_quantity, quantity AS remaining, per_user_limit, starts_at,
+          ends_at, paused, created_at, 0::bigint AS redeemed;
 
--- name: get_coupon_v2
+-- name: get_coupon
 -- One coupon with its counts, without locking.
-SELECT c.id, c.name, c.type, c.total_quantity, c.quantity, c.per_user_limit, c.starts_at,
-       c.ends_at, c.paused, c.created_at,
+SELECT c.id, c.name, c.type, c.total_quantity, c.quantity AS remaining, c.per_user_limit,
+       c.starts_at, c.ends_at, c.paused, c.created_at,
        (SELECT count(*) FROM claim r WHERE r.coupon_id = c.id AND r.status = 'redeemed') AS redeemed
 FROM coupon c
 WHERE c.id = $1;
 
--- name: list_coupons_v2
+-- name: all_coupons
+-- Every coupon with its counts, in id order, without locking (v1's /all).
+SELECT c.id, c.name, c.type, c.total_quantity, c.quantity AS remaining, c.per_user_limit,
+       c.starts_at, c.ends_at, c.paused, c.created_at,
+       (SELECT count(*) FROM claim r WHERE r.coupon_id = c.id AND r.status = 'redeemed') AS redeemed
+FROM coupon c
+ORDER BY c.id;
+
+-- name: list_coupons
 -- A page of coupons after the cursor ($1 created_at, $2 id), oldest first, at most $3.
-SELECT c.id, c.name, c.type, c.total_quantity, c.quantity, c.per_user_limit, c.starts_at,
-       c.ends_at, c.paused, c.created_at,
+SELECT c.id, c.name, c.type, c.total_quantity, c.quantity AS remaining, c.per_user_limit,
+       c.starts_at, c.ends_at, c.paused, c.created_at,
        (SELECT count(*) FROM claim r WHERE r.coupon_id = c.id AND r.status = 'redeemed') AS redeemed
 FROM coupon c
 WHERE (c.created_at, c.id) > ($1, $2)
 ORDER BY c.created_at, c.id
 LIMIT $3;
 
--- name: update_coupon_v2
+-- name: update_coupon
 -- Change a coupon: $2 total quantity, $3/$4 set starts_at, $5/$6 set ends_at, $7 paused,
 -- $8 per-user limit (NULL / false: keep). The UPDATE takes the coupon's row lock, so it waits
 -- for claimers in flight and moves `quantity` (what is left) by exactly the change of the
@@ -181,8 +176,8 @@ WITH changed AS (
         per_user_limit = coalesce($8, per_user_limit)
     WHERE id = $1
     RETURNING *)
-SELECT c.id, c.name, c.type, c.total_quantity, c.quantity, c.per_user_limit, c.starts_at,
-       c.ends_at, c.paused, c.created_at,
+SELECT c.id, c.name, c.type, c.total_quantity, c.quantity AS remaining, c.per_user_limit,
+       c.starts_at, c.ends_at, c.paused, c.created_at,
        (SELECT count(*) FROM claim r WHERE r.coupon_id = c.id AND r.status = 'redeemed') AS redeemed
 FROM changed c;
 

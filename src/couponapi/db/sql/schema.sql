@@ -1,22 +1,49 @@
--- The original project's tables and function (the contract in shared/seed), with what a real
--- ledger needs added: a primary key, a timestamp, an index on the coupon, and a check that
--- the quantity never goes below zero.
+-- The schema as it stands: every table with all its columns, then the indexes, the functions
+-- and the one trigger. This file is the readable truth; it is never applied to a real
+-- database. The ordered migrations in src/couponapi/db/sql/migrations/ are what build and
+-- upgrade databases, and tests/integration/test_schema.py proves they build exactly this
+-- schema (it compares pg_dump of a database built from this file with one built from them).
+-- Change the schema with a new migration, then bring this file up to date.
+--
+-- v1 is the original API: coupon, coupon_given_events and give_coupon_to_user keep the
+-- original project's names and arguments. v2 is the current API: real users, a per-user
+-- limit, a claim window, pause, codes, release, redemption, idempotent retries, and a ledger
+-- of every change. Every rule lives here, in PostgreSQL, so it holds across any number of
+-- server processes.
 
+-- ---- tables ------------------------------------------------------------------------------
+
+-- A coupon: how many exist, how many are left, and the rules of claiming it.
 CREATE TABLE coupon
 (
-    id       uuid    NOT NULL
+    id             uuid        NOT NULL
         CONSTRAINT coupon_pk PRIMARY KEY,
-    name     text,
-    type     text    NOT NULL,
-    -- What is left to give. Every safe strategy decrements it under a row lock; the check
-    -- makes an oversell by "quantity - 1" impossible even for a buggy path.
-    quantity integer NOT NULL
-        CONSTRAINT coupon_quantity_not_negative CHECK (quantity >= 0)
+    name           text,
+    type           text        NOT NULL,
+    -- What is left to give. Every safe strategy decrements it under a row lock (v1's give
+    -- paths and v2's claim paths alike); the check makes an oversell by "quantity - 1"
+    -- impossible even for a buggy path.
+    quantity       integer     NOT NULL
+        CONSTRAINT coupon_quantity_not_negative CHECK (quantity >= 0),
+    -- What exists in all, so claimed = total_quantity - quantity. An insert that names only
+    -- quantity gets total_quantity = quantity from the trigger at the end of this file.
+    total_quantity integer     NOT NULL,
+    -- How many live claims of this coupon one user may hold.
+    per_user_limit integer     NOT NULL DEFAULT 1
+        CONSTRAINT coupon_per_user_limit_positive CHECK (per_user_limit >= 1),
+    -- The claim window, [starts_at, ends_at); NULL leaves that side open.
+    starts_at      timestamptz,
+    ends_at        timestamptz,
+    paused         boolean     NOT NULL DEFAULT false,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    -- A release gives one back (quantity + 1): never more back than exists.
+    CONSTRAINT coupon_quantity_within_total CHECK (quantity <= total_quantity),
+    CONSTRAINT coupon_window_ordered CHECK (starts_at < ends_at)
 );
 -- The original also had "create unique index coupon_id_uindex on coupon (id)": it duplicates
 -- the primary key's index, costs a write on every insert, and is left out.
 
--- The ledger of grants: one row per coupon given, written in the transaction that gives it.
+-- v1's ledger of grants: one row per coupon given, written in the transaction that gives it.
 CREATE TABLE coupon_given_events
 (
     id          bigint      GENERATED ALWAYS AS IDENTITY
@@ -26,7 +53,72 @@ CREATE TABLE coupon_given_events
     newquantity integer     NOT NULL,
     given_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- One coupon held by one user. 'claimed' and 'redeemed' are live (they count against the
+-- quantity and the per-user limit); 'released' gave the coupon back.
+CREATE TABLE claim
+(
+    id          uuid        NOT NULL
+        CONSTRAINT claim_pk PRIMARY KEY,
+    coupon_id   uuid        NOT NULL
+        CONSTRAINT claim_coupon_fk REFERENCES coupon (id),
+    user_id     text        NOT NULL,
+    -- Random (made by Python's `secrets`), never derived from an id; what the user types.
+    code        text        NOT NULL
+        CONSTRAINT claim_code_unique UNIQUE,
+    status      text        NOT NULL DEFAULT 'claimed'
+        CONSTRAINT claim_status_known CHECK (status IN ('claimed', 'released', 'redeemed')),
+    claimed_at  timestamptz NOT NULL,
+    released_at timestamptz,
+    redeemed_at timestamptz
+);
+
+-- The v2 ledger: one row per grant, release and redemption, written in the transaction that
+-- makes the change (coupon_given_events stays v1's ledger of grants).
+CREATE TABLE claim_event
+(
+    id          bigint      GENERATED ALWAYS AS IDENTITY
+        CONSTRAINT claim_event_pk PRIMARY KEY,
+    claim_id    uuid        NOT NULL
+        CONSTRAINT claim_event_claim_fk REFERENCES claim (id),
+    coupon_id   uuid        NOT NULL,
+    user_id     text        NOT NULL,
+    kind        text        NOT NULL
+        CONSTRAINT claim_event_kind_known CHECK (kind IN ('granted', 'released', 'redeemed')),
+    occurred_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Idempotent retries: the first answer (status and body, failures included) to a key, kept at
+-- least 24 hours. request_hash is the hash of what was asked (coupon and user): the same key
+-- with another request is refused. claim_coupons_v1 deletes an expired key when it is used
+-- again; delete_expired_idempotency_keys (queries.sql) sweeps the rest periodically.
+CREATE TABLE idempotency_key
+(
+    key          text        NOT NULL
+        CONSTRAINT idempotency_key_pk PRIMARY KEY,
+    request_hash text        NOT NULL,
+    status       integer,
+    body         jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- ---- indexes -----------------------------------------------------------------------------
+
+-- Cursor pagination of the coupons, oldest first.
+CREATE INDEX coupon_created_idx ON coupon (created_at, id);
 CREATE INDEX coupon_given_events_couponid_idx ON coupon_given_events (couponid);
+-- The per-user limit counts a user's live claims on one coupon through this index.
+CREATE INDEX claim_coupon_user_idx ON claim (coupon_id, user_id);
+-- Cursor pagination: a coupon's claims and a user's claims, oldest first.
+CREATE INDEX claim_coupon_claimed_idx ON claim (coupon_id, claimed_at, id);
+CREATE INDEX claim_user_claimed_idx ON claim (user_id, claimed_at, id);
+-- A coupon's `redeemed` count reads only the redeemed claims.
+CREATE INDEX claim_redeemed_idx ON claim (coupon_id) WHERE status = 'redeemed';
+CREATE INDEX claim_event_coupon_idx ON claim_event (coupon_id);
+CREATE INDEX claim_event_claim_idx ON claim_event (claim_id);
+CREATE INDEX idempotency_key_created_idx ON idempotency_key (created_at);
+
+-- ---- v1: give a coupon -------------------------------------------------------------------
 
 -- The original function, same name and arguments. Two changes: it returns the new quantity
 -- (a caller that ignores the result still works), and an unknown coupon raises
@@ -63,103 +155,59 @@ begin
 end;
 $$ LANGUAGE plpgsql;
 
--- The current API (v2): real users, a per-user limit, a claim window, pause, codes, release,
--- redemption, idempotent retries, and a ledger of every change. Every rule lives here, in
--- PostgreSQL, so it holds across any number of server processes.
-
--- coupon.quantity stays "what is left" (v1's give paths decrement it, v2's claim paths too);
--- total_quantity is what exists in all, so claimed = total_quantity - quantity.
-ALTER TABLE coupon
-    ADD COLUMN total_quantity integer,
-    ADD COLUMN per_user_limit integer     NOT NULL DEFAULT 1
-        CONSTRAINT coupon_per_user_limit_positive CHECK (per_user_limit >= 1),
-    ADD COLUMN starts_at      timestamptz,
-    ADD COLUMN ends_at        timestamptz,
-    ADD COLUMN paused         boolean     NOT NULL DEFAULT false,
-    ADD COLUMN created_at     timestamptz NOT NULL DEFAULT now();
--- Coupons from before v2: what exists is what is left plus what v1 gave.
-UPDATE coupon
-SET total_quantity = quantity + (SELECT count(*)
-                                 FROM coupon_given_events e
-                                 WHERE e.couponid = coupon.id::text);
-ALTER TABLE coupon
-    ALTER COLUMN total_quantity SET NOT NULL,
-    -- A release gives one back (quantity + 1): never more back than exists.
-    ADD CONSTRAINT coupon_quantity_within_total CHECK (quantity <= total_quantity),
-    ADD CONSTRAINT coupon_window_ordered CHECK (starts_at < ends_at);
-CREATE INDEX coupon_created_idx ON coupon (created_at, id);
-
--- An insert that names only quantity (v1's shape, scripts, old clients) means "all of it is
--- left": total_quantity defaults to quantity. A column DEFAULT cannot refer to another column.
-CREATE FUNCTION coupon_total_defaults_to_quantity() RETURNS trigger
-    LANGUAGE plpgsql AS
+-- Group commit for v1: give one coupon to a whole batch of users in one transaction.
+-- The caller (the v1 group-commit strategy) gathers concurrent claims in arrival order;
+-- this function grants them in that order until the coupon runs out and answers one row per
+-- input, in input order: ('granted', quantity left after that grant), ('sold_out', 0) or
+-- ('not_found', NULL). One ledger row per grant, written in the same transaction.
+CREATE FUNCTION give_coupons_to_users(coupon_id uuid, user_ids text[])
+    RETURNS TABLE (outcome text, quantity_left integer) AS
 $$
-BEGIN
-    NEW.total_quantity := coalesce(NEW.total_quantity, NEW.quantity);
-    RETURN NEW;
-END;
-$$;
-CREATE TRIGGER coupon_total_defaults_to_quantity
-    BEFORE INSERT ON coupon
-    FOR EACH ROW EXECUTE FUNCTION coupon_total_defaults_to_quantity();
+declare
+    available integer;
+    granted   integer;
+begin
+    -- A plain read first, no lock: a sold-out or unknown coupon is refused without taking
+    -- the row lock or writing anything, so a crowd at a sold-out coupon never queues.
+    -- Refusing on this snapshot is safe: quantity was 0 when it was taken, and the claim is
+    -- ordered at that moment (a later release or PATCH is a later event).
+    select c.quantity into available from coupon c where c.id = coupon_id;
+    if not found or available = 0 then
+        return query select case when found then 'sold_out' else 'not_found' end,
+                            case when found then 0 end
+                     from unnest(user_ids);
+        return;
+    end if;
 
--- One coupon held by one user. 'claimed' and 'redeemed' are live (they count against the
--- quantity and the per-user limit); 'released' gave the coupon back.
-CREATE TABLE claim
-(
-    id          uuid        NOT NULL
-        CONSTRAINT claim_pk PRIMARY KEY,
-    coupon_id   uuid        NOT NULL
-        CONSTRAINT claim_coupon_fk REFERENCES coupon (id),
-    user_id     text        NOT NULL,
-    -- Random (made by Python's `secrets`), never derived from an id; what the user types.
-    code        text        NOT NULL
-        CONSTRAINT claim_code_unique UNIQUE,
-    status      text        NOT NULL DEFAULT 'claimed'
-        CONSTRAINT claim_status_known CHECK (status IN ('claimed', 'released', 'redeemed')),
-    claimed_at  timestamptz NOT NULL,
-    released_at timestamptz,
-    redeemed_at timestamptz
-);
--- The per-user limit counts a user's live claims on one coupon through this index.
-CREATE INDEX claim_coupon_user_idx ON claim (coupon_id, user_id);
--- Cursor pagination: a coupon's claims and a user's claims, oldest first.
-CREATE INDEX claim_coupon_claimed_idx ON claim (coupon_id, claimed_at, id);
-CREATE INDEX claim_user_claimed_idx ON claim (user_id, claimed_at, id);
--- A coupon's `redeemed` count reads only the redeemed claims.
-CREATE INDEX claim_redeemed_idx ON claim (coupon_id) WHERE status = 'redeemed';
+    -- FOR UPDATE: concurrent batches (other processes, other machines) queue here, so the
+    -- quantity read below is the one the previous committed batch left, and the whole batch
+    -- is decided against it: at most `available` grants, never an oversell. One row lock
+    -- per transaction, so no lock-order cycle and no deadlock.
+    select c.quantity into available from coupon c where c.id = coupon_id for update;
+    if not found then  -- deleted since the plain read
+        return query select 'not_found'::text, null::integer from unnest(user_ids);
+        return;
+    end if;
 
--- The v2 ledger: one row per grant, release and redemption, written in the transaction that
--- makes the change (the original coupon_given_events stays v1's ledger of grants).
-CREATE TABLE claim_event
-(
-    id          bigint      GENERATED ALWAYS AS IDENTITY
-        CONSTRAINT claim_event_pk PRIMARY KEY,
-    claim_id    uuid        NOT NULL
-        CONSTRAINT claim_event_claim_fk REFERENCES claim (id),
-    coupon_id   uuid        NOT NULL,
-    user_id     text        NOT NULL,
-    kind        text        NOT NULL
-        CONSTRAINT claim_event_kind_known CHECK (kind IN ('granted', 'released', 'redeemed')),
-    occurred_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX claim_event_coupon_idx ON claim_event (coupon_id);
-CREATE INDEX claim_event_claim_idx ON claim_event (claim_id);
+    granted := least(available, coalesce(cardinality(user_ids), 0));  -- NULL array: none
+    if granted > 0 then
+        update coupon c set quantity = c.quantity - granted where c.id = coupon_id;
+        insert into coupon_given_events (couponid, userid, newquantity)
+        select coupon_id::text, t.user_id, available - t.n::integer
+        from unnest(user_ids[1:granted]) with ordinality as t(user_id, n)
+        order by t.n;
+    end if;
 
--- Idempotent retries: the first answer (status and body, failures included) to a key, kept at
--- least 24 hours. request_hash is the hash of what was asked (coupon and user): the same key
--- with another request is refused. claim_coupons_v1 deletes an expired key when it is used
--- again; delete_expired_idempotency_keys (queries.sql) sweeps the rest periodically.
-CREATE TABLE idempotency_key
-(
-    key          text        NOT NULL
-        CONSTRAINT idempotency_key_pk PRIMARY KEY,
-    request_hash text        NOT NULL,
-    status       integer,
-    body         jsonb,
-    created_at   timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX idempotency_key_created_idx ON idempotency_key (created_at);
+    -- Arrival order decides who is served when the batch is larger than what is left.
+    return query
+        select case when t.n <= granted then 'granted' else 'sold_out' end,
+               case when t.n <= granted then available - t.n::integer else 0 end
+        from unnest(user_ids) with ordinality as t(user_id, n)
+        order by t.n;
+end;
+$$ LANGUAGE plpgsql;
+
+-- ---- v2: claim, release, redeem ----------------------------------------------------------
 
 -- ISO 8601 in UTC with a Z, whatever the session's TimeZone.
 CREATE FUNCTION iso_utc_v1(p_at timestamptz) RETURNS text
@@ -201,8 +249,9 @@ $$;
 --   sold_out      409    limit_reached 409    not_active 409 (paused or outside the window)
 --   not_found     404    key_conflict  422 (the key was used for another request; not stored)
 -- Failure bodies are {"outcome", "detail"}; every answer to a key is stored for replay.
--- Decided set-based (migration 0004): a refusal that holds for everyone is answered from a
--- plain read, with no lock and no write, when no key needs storing.
+-- A refusal that holds for everyone is answered from a plain read, with no lock and no
+-- write, when no key needs storing; otherwise one statement decides the whole batch, then
+-- the claims, the quantity and the keys' answers are written set-based.
 CREATE FUNCTION claim_coupons_v1(
     p_coupon_id uuid,
     p_user_ids text[],
@@ -506,54 +555,19 @@ BEGIN
 END;
 $$;
 
--- Group commit for v1: give one coupon to a whole batch of users in one transaction.
--- The caller (couponapi.strategies.group_commit) gathers concurrent claims in arrival order;
--- this function grants them in that order until the coupon runs out and answers one row per
--- input, in input order: ('granted', quantity left after that grant), ('sold_out', 0) or
--- ('not_found', NULL). One ledger row per grant, written in the same transaction.
-CREATE FUNCTION give_coupons_to_users(coupon_id uuid, user_ids text[])
-    RETURNS TABLE (outcome text, quantity_left integer) AS
+-- ---- trigger -----------------------------------------------------------------------------
+
+-- An insert that names only quantity (v1's shape, scripts, old clients) means "all of it is
+-- left": total_quantity defaults to quantity. A column DEFAULT cannot refer to another
+-- column, so this takes a trigger; it runs before the NOT NULL and CHECK constraints.
+CREATE FUNCTION coupon_total_defaults_to_quantity() RETURNS trigger
+    LANGUAGE plpgsql AS
 $$
-declare
-    available integer;
-    granted   integer;
-begin
-    -- A plain read first, no lock: a sold-out or unknown coupon is refused without taking
-    -- the row lock or writing anything, so a crowd at a sold-out coupon never queues.
-    -- Refusing on this snapshot is safe: quantity was 0 when it was taken, and the claim is
-    -- ordered at that moment (a later release or PATCH is a later event).
-    select c.quantity into available from coupon c where c.id = coupon_id;
-    if not found or available = 0 then
-        return query select case when found then 'sold_out' else 'not_found' end,
-                            case when found then 0 end
-                     from unnest(user_ids);
-        return;
-    end if;
-
-    -- FOR UPDATE: concurrent batches (other processes, other machines) queue here, so the
-    -- quantity read below is the one the previous committed batch left, and the whole batch
-    -- is decided against it: at most `available` grants, never an oversell. One row lock
-    -- per transaction, so no lock-order cycle and no deadlock.
-    select c.quantity into available from coupon c where c.id = coupon_id for update;
-    if not found then  -- deleted since the plain read
-        return query select 'not_found'::text, null::integer from unnest(user_ids);
-        return;
-    end if;
-
-    granted := least(available, coalesce(cardinality(user_ids), 0));  -- NULL array: none
-    if granted > 0 then
-        update coupon c set quantity = c.quantity - granted where c.id = coupon_id;
-        insert into coupon_given_events (couponid, userid, newquantity)
-        select coupon_id::text, t.user_id, available - t.n::integer
-        from unnest(user_ids[1:granted]) with ordinality as t(user_id, n)
-        order by t.n;
-    end if;
-
-    -- Arrival order decides who is served when the batch is larger than what is left.
-    return query
-        select case when t.n <= granted then 'granted' else 'sold_out' end,
-               case when t.n <= granted then available - t.n::integer else 0 end
-        from unnest(user_ids) with ordinality as t(user_id, n)
-        order by t.n;
-end;
-$$ LANGUAGE plpgsql;
+BEGIN
+    NEW.total_quantity := coalesce(NEW.total_quantity, NEW.quantity);
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER coupon_total_defaults_to_quantity
+    BEFORE INSERT ON coupon
+    FOR EACH ROW EXECUTE FUNCTION coupon_total_defaults_to_quantity();

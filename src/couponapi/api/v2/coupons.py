@@ -5,42 +5,30 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-import asyncpg
 from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from couponapi import coupons_v2
-from couponapi.admin import require_admin
+from couponapi.api.auth import require_admin
+from couponapi.api.deps import pool_of
+from couponapi.api.inputs import page_cursor, page_limit, page_of, path_uuid, read_json
 from couponapi.api.openapi import operation
-from couponapi.api.problems import PREFIX, Problem
 from couponapi.api.responses import json_response
-from couponapi.api.v2_input import (
-    MAX_PAGE,
-    page_cursor,
-    page_limit,
-    page_of,
-    path_uuid,
-    read_json,
+from couponapi.api.v2.problems import PREFIX, Problem
+from couponapi.api.v2.wire import (
+    AUTH,
+    INVALID,
+    PAGE,
+    TAGS,
+    UNKNOWN,
+    CouponCreate,
+    CouponPage,
+    CouponPublic,
+    CouponUpdate,
 )
-from couponapi.api.v2_schemas import CouponCreate, CouponPage, CouponPublic, CouponUpdate
-from couponapi.coupons_v2 import CouponChange, NewCouponV2
-
-TAGS = ("v2 (current API)",)
-PAGE = (
-    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size (default 50)."),
-    ("cursor", {"type": "string"}, "The previous page's next_cursor."),
-)
-AUTH = {401: (Problem, "No admin bearer token."), 403: (Problem, "Wrong admin token.")}
-INVALID = (Problem, "Malformed id, body or query parameter.")
-UNKNOWN = (Problem, "No coupon with this id.")
-
-
-def pool_of(request: Request) -> asyncpg.Pool:
-    """The app's pool."""
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
+from couponapi.domain.coupons import CouponChange, NewCoupon
+from couponapi.services import coupons
 
 
 @operation(
@@ -60,11 +48,11 @@ async def create_coupon(request: Request) -> Response:
     """Create a coupon (admin)."""
     require_admin(request)
     body = await read_json(request, CouponCreate)
-    new = NewCouponV2(
+    new = NewCoupon(
         id=body.id or uuid4(), name=body.name, type=body.type, quantity=body.quantity,
         per_user_limit=body.per_user_limit, starts_at=body.starts_at, ends_at=body.ends_at,
     )  # fmt: skip
-    coupon = await coupons_v2.create_coupon(pool_of(request), new)
+    coupon = await coupons.create_coupon(pool_of(request), new)
     response = json_response(CouponPublic.of(coupon), status=201)
     response.headers["Location"] = f"{PREFIX}/coupons/{coupon.id}"
     return response
@@ -79,7 +67,7 @@ async def create_coupon(request: Request) -> Response:
 async def list_coupons(request: Request) -> Response:
     """List coupons, oldest first."""
     limit = page_limit(request)
-    found = await coupons_v2.list_coupons(pool_of(request), page_cursor(request), limit + 1)
+    found = await coupons.list_coupons(pool_of(request), page_cursor(request), limit + 1)
     items, cursor = page_of(found, limit, lambda coupon: (coupon.created_at, coupon.id))
     return json_response(CouponPage(items=[CouponPublic.of(c) for c in items], next_cursor=cursor))
 
@@ -92,7 +80,7 @@ async def list_coupons(request: Request) -> Response:
 async def get_coupon(request: Request) -> Response:
     """Get one coupon with its counts."""
     coupon_id = path_uuid(request, "coupon_id")
-    return json_response(CouponPublic.of(await coupons_v2.get_coupon(pool_of(request), coupon_id)))
+    return json_response(CouponPublic.of(await coupons.get_coupon(pool_of(request), coupon_id)))
 
 
 @operation(
@@ -124,7 +112,7 @@ async def update_coupon(request: Request) -> Response:
         paused=None if body.paused is UNSET else body.paused,
         per_user_limit=None if body.per_user_limit is UNSET else body.per_user_limit,
     )
-    coupon = await coupons_v2.update_coupon(pool_of(request), coupon_id, change)
+    coupon = await coupons.update_coupon(pool_of(request), coupon_id, change)
     return json_response(CouponPublic.of(coupon))
 
 

@@ -1,10 +1,11 @@
-"""v2 claims: what a claim is, and the one mapping from claim_coupons_v1's rows to results.
+"""Claims and grants: what a claim is, and the one mapping from claim_coupons_v1's rows.
 
-claim_coupons_v1 (migration 0002) answers one row per requested claim: (ord, outcome,
-status, body). `claim_arguments` builds its arrays from requests (codes are made here) and
-`claim_result` turns one of its rows into a `Claimed` or the CouponError that
-`claimed_or_raise` raises. Every strategy that calls the function (one at a time, or a
-group-commit batcher) uses these, so the outcomes are interpreted in exactly one place.
+A `Grant` is what a v1 give hands out (a row of the original's ledger); a `Claim` is what a
+v2 claim holds (a row of `claim`, with a code). claim_coupons_v1 answers one row per
+requested claim: (ord, outcome, status, body). `claim_arguments` builds its arrays from
+requests (codes are made here) and `claim_result` turns one of its rows into a `Claimed` or
+the CouponError that `claimed_or_raise` raises. Every strategy that calls the function (one
+at a time, or a group-commit batcher) uses these, so the outcomes are read in one place.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from uuid import UUID
 
 import msgspec
 
-from couponapi.codes import new_codes
-from couponapi.domain import (
+from couponapi.domain.codes import new_codes
+from couponapi.domain.errors import (
     CouponError,
     CouponNotFound,
     IdempotencyKeyConflict,
@@ -27,6 +28,15 @@ from couponapi.domain import (
     NotActive,
     SoldOut,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One coupon given to one user (v1), as committed; `quantity_left` is after this grant."""
+
+    coupon_id: UUID
+    user_id: str
+    quantity_left: int
 
 
 @dataclass(frozen=True, slots=True)

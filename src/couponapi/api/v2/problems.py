@@ -14,54 +14,13 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from couponapi.domain import (
-    AlreadyRedeemed,
-    AlreadyReleased,
-    ClaimNotFound,
-    CouponError,
-    CouponNotFound,
-    DatabaseUnavailable,
-    DuplicateCoupon,
-    IdempotencyKeyConflict,
-    InvalidCoupon,
-    LimitReached,
-    NotActive,
-    QuantityBelowClaimed,
-    SoldOut,
-    StrategyDisabled,
-)
+from couponapi.domain.errors import CouponError
 
 PREFIX = "/api/v2"
 MEDIA_TYPE = "application/problem+json"
 
-# The statuses of the v2 refusals (api/errors.py's STATUS_OF includes them).
-V2_STATUS_OF: dict[type[CouponError], int] = {
-    ClaimNotFound: 404,
-    LimitReached: 409,
-    NotActive: 409,
-    AlreadyReleased: 409,
-    AlreadyRedeemed: 409,
-    QuantityBelowClaimed: 409,
-    IdempotencyKeyConflict: 422,
-    InvalidCoupon: 422,
-}
-
-# error -> (slug, title); the slug makes the type URI.
-DOMAIN: dict[type[CouponError], tuple[str, str]] = {
-    CouponNotFound: ("coupon-not-found", "Coupon not found"),
-    ClaimNotFound: ("claim-not-found", "Claim not found"),
-    SoldOut: ("sold-out", "Coupon sold out"),
-    LimitReached: ("limit-reached", "Per-user limit reached"),
-    NotActive: ("not-active", "Coupon not active"),
-    AlreadyReleased: ("already-released", "Claim already released"),
-    AlreadyRedeemed: ("already-redeemed", "Claim already redeemed"),
-    QuantityBelowClaimed: ("quantity-below-claimed", "Quantity below what is claimed"),
-    DuplicateCoupon: ("duplicate-coupon", "Coupon already exists"),
-    IdempotencyKeyConflict: ("idempotency-key-reused", "Idempotency-Key used for another request"),
-    InvalidCoupon: ("invalid-request", "Invalid request"),
-    StrategyDisabled: ("strategy-disabled", "Strategy disabled"),
-    DatabaseUnavailable: ("unavailable", "Service unavailable"),
-}
+# The problem type of an answer that is not a domain refusal (those carry their own:
+# couponapi.domain.errors), by status.
 STATUS: dict[int, tuple[str, str]] = {
     401: ("unauthorized", "Admin token required"),
     403: ("forbidden", "Admin token not valid"),
@@ -113,7 +72,7 @@ def problem_for(
     """The problem details answering `error` (its kind when it is a domain error)."""
     kind = None
     if isinstance(error, CouponError):
-        kind = DOMAIN.get(type(error))
+        kind = (error.slug, error.title)
         if error.replayed:
             headers = {**(headers or {}), "Idempotent-Replayed": "true"}
     return problem_response(status, detail, kind, headers)

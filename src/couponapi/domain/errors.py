@@ -1,43 +1,21 @@
-"""The domain: what a coupon and a grant are, and every way giving one can fail."""
+"""Every way giving, claiming or changing a coupon can be refused, in one table.
+
+Each refusal is a class that carries its HTTP status, the slug of its problem type
+(`/problems/<slug>` in /api/v2) and the title that is the same for every occurrence. The API
+reads these three attributes and nothing else, so a refusal's answer is decided here, once.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from uuid import UUID
-
-
-@dataclass(frozen=True, slots=True)
-class Coupon:
-    """A coupon as stored: `quantity` is what is left to give."""
-
-    id: UUID
-    name: str | None
-    type: str
-    quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewCoupon:
-    """What a shop asks for when it creates a coupon."""
-
-    id: UUID
-    name: str | None
-    type: str
-    quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """One coupon given to one user, as committed; `quantity_left` is after this grant."""
-
-    coupon_id: UUID
-    user_id: str
-    quantity_left: int
+from typing import ClassVar
 
 
 class CouponError(Exception):
-    """Base of every expected failure; the API maps each subclass to one HTTP status."""
+    """Base of every expected refusal; the API answers it with `status` (v2: problem+json)."""
 
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "invalid-request"
+    title: ClassVar[str] = "Invalid request"
     # True when this refusal is the stored first answer to an idempotency key, sent again.
     replayed = False
 
@@ -45,26 +23,34 @@ class CouponError(Exception):
 class CouponNotFound(CouponError):
     """No coupon has this id."""
 
-    def __init__(self, coupon_id: UUID) -> None:
+    status, slug, title = 404, "coupon-not-found", "Coupon not found"
+
+    def __init__(self, coupon_id: object) -> None:
         super().__init__(f"coupon {coupon_id} not found")
 
 
 class SoldOut(CouponError):
     """The coupon has nothing left to give."""
 
-    def __init__(self, coupon_id: UUID) -> None:
+    status, slug, title = 409, "sold-out", "Coupon sold out"
+
+    def __init__(self, coupon_id: object) -> None:
         super().__init__(f"coupon {coupon_id} has run out")
 
 
 class DuplicateCoupon(CouponError):
     """A coupon with this id already exists."""
 
-    def __init__(self, coupon_id: UUID) -> None:
+    status, slug, title = 409, "duplicate-coupon", "Coupon already exists"
+
+    def __init__(self, coupon_id: object) -> None:
         super().__init__(f"coupon {coupon_id} already exists")
 
 
 class StrategyDisabled(CouponError):
     """The operator switched this way of giving off (the unsafe naive one)."""
+
+    status, slug, title = 403, "strategy-disabled", "Strategy disabled"
 
     def __init__(self, strategy: str) -> None:
         super().__init__(f"the '{strategy}' strategy is disabled on this server")
@@ -73,37 +59,52 @@ class StrategyDisabled(CouponError):
 class DatabaseUnavailable(CouponError):
     """PostgreSQL cannot be reached right now; the client should retry shortly."""
 
-
-# v2 (the current API): refusals of claims, releases, redemptions and coupon changes.
+    status, slug, title = 503, "unavailable", "Service unavailable"
 
 
 class LimitReached(CouponError):
     """The user already holds as many live claims of this coupon as its per-user limit."""
 
+    status, slug, title = 409, "limit-reached", "Per-user limit reached"
+
 
 class NotActive(CouponError):
     """The coupon is paused, or the claim came outside [starts_at, ends_at)."""
+
+    status, slug, title = 409, "not-active", "Coupon not active"
 
 
 class IdempotencyKeyConflict(CouponError):
     """The Idempotency-Key was first used for another request."""
 
+    status, slug, title = 422, "idempotency-key-reused", "Idempotency-Key used for another request"
+
 
 class ClaimNotFound(CouponError):
     """No claim has this id, or no claim has this code."""
+
+    status, slug, title = 404, "claim-not-found", "Claim not found"
 
 
 class AlreadyReleased(CouponError):
     """The claim was given back already; it can be neither released nor redeemed."""
 
+    status, slug, title = 409, "already-released", "Claim already released"
+
 
 class AlreadyRedeemed(CouponError):
     """The claim's code was spent already; it can be neither released nor redeemed again."""
+
+    status, slug, title = 409, "already-redeemed", "Claim already redeemed"
 
 
 class QuantityBelowClaimed(CouponError):
     """A coupon's quantity cannot go below what is already claimed."""
 
+    status, slug, title = 409, "quantity-below-claimed", "Quantity below what is claimed"
+
 
 class InvalidCoupon(CouponError):
     """The coupon asked for breaks a rule of its own (e.g. a window that ends before it starts)."""
+
+    status = 422

@@ -1,4 +1,4 @@
-"""Group commit: many concurrent requests for one key, granted in one transaction.
+"""The group-commit batcher: many concurrent requests for one key, granted in one transaction.
 
 A hot coupon can commit only so often: each commit waits for the WAL flush and hands the row
 lock to the next waiter. `GroupCommitter` stops paying that once per claim. Within one
@@ -19,19 +19,37 @@ Guarantees:
   that batch, each with a `BatchFailed` whose `__cause__` is the original error; earlier
   and later batches are unaffected.
 
-It knows nothing about SQL: the caller supplies `flush(key, items) -> results`.
+`GroupCommitter` knows nothing about SQL: the caller supplies `flush(key, items) -> results`.
+`PerPool` keeps one committer per pool (so per process and database) and `submit` turns a
+failed batch into the error each of its callers gets; both group-commit strategies (v1 give,
+v2 claim) use them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from uuid import UUID
+
+import asyncpg
+
+from couponapi import metrics
+from couponapi.db.pool import TRANSIENT
+from couponapi.domain.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH = 128
+# Seconds a claim waits for company when its coupon's lane was idle. Measured
+# (docs/performance.md): 0 is as fast on a hot coupon and faster on cold ones. Under a crowd
+# the next batch gathers while the previous one commits anyway (classic group commit,
+# self-clocking); from idle, a wait only delays a claim that has nobody to share a commit with.
+MAX_WAIT = 0.0
 
 
 class BatchFailed(Exception):
@@ -134,3 +152,51 @@ class GroupCommitter[K: Hashable, I, R]:
                 failure = BatchFailed(key, len(batch), error)
                 failure.__cause__ = error
                 future.set_exception(failure)
+
+
+class PerPool[I, R]:
+    """One GroupCommitter per pool (so per process and per database), made on first use.
+
+    asyncpg pools cannot be weakly referenced; committers of closed pools are dropped
+    whenever a new one is made, so tests that make many pools do not accumulate them."""
+
+    def __init__(
+        self, flush: Callable[[asyncpg.Pool, UUID, Sequence[I]], Awaitable[Sequence[R]]]
+    ) -> None:
+        self._flush = flush
+        self._committers: dict[asyncpg.Pool, GroupCommitter[UUID, I, R]] = {}
+
+    def __call__(self, pool: asyncpg.Pool) -> GroupCommitter[UUID, I, R]:
+        committer = self._committers.get(pool)
+        if committer is None:
+            for old in [p for p in self._committers if p.is_closing()]:
+                del self._committers[old]
+
+            async def flush(key: UUID, items: Sequence[I]) -> Sequence[R]:
+                results = await self._flush(pool, key, items)
+                metrics.observe_batch(len(items))  # couponapi_batch_size at /metrics
+                return results
+
+            committer = GroupCommitter(flush, max_batch=MAX_BATCH, max_wait=MAX_WAIT)
+            self._committers[pool] = committer
+        return committer
+
+
+async def submit[I, R](committer: GroupCommitter[UUID, I, R], coupon_id: UUID, item: I) -> R:
+    """Submit one claim; answered after its batch committed, or raises why it did not.
+
+    Nothing of a failed batch was written. A transient cause (db.pool.TRANSIENT) would have
+    failed the same way one claim at a time: it is re-raised as a copy of itself, so the API
+    answers exactly as it does then (503 + Retry-After, with the specific message). Anything else (a
+    constraint, a bug) most likely belongs to another claim of the batch, so this one gets
+    DatabaseUnavailable (503, retry: it will land in another batch); the batcher logged the
+    cause once."""
+    try:
+        return await committer.submit(coupon_id, item)
+    except BatchFailed as failed:
+        cause = failed.__cause__
+        if isinstance(cause, TRANSIENT):
+            raise copy.copy(cause) from failed
+        raise DatabaseUnavailable(
+            "this claim's batch could not be committed; nothing was written, retry shortly"
+        ) from failed

@@ -1,52 +1,45 @@
-"""v2 claim service: claim (through a strategy), release, redeem, list, and key upkeep.
+"""Claims, for both APIs: give (v1) and claim (v2) through a strategy, release, redeem, list.
 
 Each function takes the pool and returns domain objects or raises a CouponError; the locks
-and rules are in PostgreSQL (migration 0002) and the strategies (strategies/v2.py).
+and rules are in PostgreSQL and the strategies (couponapi.strategies). Every give and claim
+is counted here, by strategy and outcome, for /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
-from couponapi.claims import Claim, Claimed, ClaimRequest
-from couponapi.coupons_v2 import START
-from couponapi.db.queries import query
-from couponapi.domain import (
+from couponapi import metrics
+from couponapi.db.queries import START, Keyset, query
+from couponapi.domain.claims import Claim, Claimed, ClaimRequest, Grant
+from couponapi.domain.errors import (
     AlreadyRedeemed,
     AlreadyReleased,
     ClaimNotFound,
     CouponError,
     CouponNotFound,
 )
-from couponapi.strategies.v2 import CLAIM_STRATEGIES
+from couponapi.strategies import CLAIM_STRATEGIES, GIVE_STRATEGIES
 
-Cursor = tuple[datetime, UUID] | None
 log = logging.getLogger(__name__)
 
 
-def _claim(row: asyncpg.Record) -> Claim:
-    return Claim(
-        id=row["id"],
-        coupon_id=row["coupon_id"],
-        user_id=row["user_id"],
-        code=row["code"],
-        status=row["status"],
-        claimed_at=row["claimed_at"],
-        released_at=row["released_at"],
-        redeemed_at=row["redeemed_at"],
-    )
+async def give(pool: asyncpg.Pool, strategy: str, coupon_id: UUID, user_id: str) -> Grant:
+    """Give one coupon to `user_id` the way `strategy` (v1) does it."""
+    with metrics.ClaimCount(strategy):
+        return await GIVE_STRATEGIES[strategy].give(pool, coupon_id, user_id)
 
 
 async def claim(
     pool: asyncpg.Pool, strategy: str, coupon_id: UUID, request: ClaimRequest
 ) -> Claimed:
-    """Claim `coupon_id` for `request.user_id` the way `strategy` does it."""
-    return await CLAIM_STRATEGIES[strategy](pool, coupon_id, request)
+    """Claim `coupon_id` for `request.user_id` the way `strategy` (v2) does it."""
+    with metrics.ClaimCount(strategy):
+        return await CLAIM_STRATEGIES[strategy](pool, coupon_id, request)
 
 
 def _refusal(outcome: str, claim_id: UUID) -> CouponError:
@@ -62,7 +55,7 @@ async def get_claim(pool: asyncpg.Pool, claim_id: UUID) -> Claim:
     row = await pool.fetchrow(query("get_claim"), claim_id)
     if row is None:
         raise ClaimNotFound(f"claim {claim_id} not found")
-    return _claim(row)
+    return Claim(**row)
 
 
 async def release(pool: asyncpg.Pool, claim_id: UUID) -> Claim:
@@ -87,25 +80,23 @@ async def redeem(pool: asyncpg.Pool, code: str) -> Claim:
 
 
 async def claims_of_coupon(
-    pool: asyncpg.Pool, coupon_id: UUID, after: Cursor, limit: int
+    pool: asyncpg.Pool, coupon_id: UUID, after: Keyset | None, limit: int
 ) -> list[Claim]:
     """Up to `limit` claims of a coupon after the cursor (claimed_at, id); 404 unknown coupon."""
     at, last_id = after or START
     rows = await pool.fetch(query("list_claims_of_coupon"), coupon_id, at, last_id, limit)
     if not rows and not await pool.fetchval(query("coupon_exists"), coupon_id):
         raise CouponNotFound(coupon_id)
-    return [_claim(row) for row in rows]
+    return [Claim(**row) for row in rows]
 
 
 async def claims_of_user(
-    pool: asyncpg.Pool, user_id: str, after: Cursor, limit: int
+    pool: asyncpg.Pool, user_id: str, after: Keyset | None, limit: int
 ) -> list[Claim]:
     """Up to `limit` claims of a user after the cursor (claimed_at, id), every coupon."""
     at, last_id = after or START
-    return [
-        _claim(row)
-        for row in await pool.fetch(query("list_claims_of_user"), user_id, at, last_id, limit)
-    ]
+    rows = await pool.fetch(query("list_claims_of_user"), user_id, at, last_id, limit)
+    return [Claim(**row) for row in rows]
 
 
 async def delete_expired_keys(pool: asyncpg.Pool, batch: int = 10_000) -> int:

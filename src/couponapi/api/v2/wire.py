@@ -1,4 +1,8 @@
-"""The current API's (v2) wire types: snake_case JSON, timestamps ISO 8601 in UTC."""
+"""The current API's (v2) wire types: snake_case JSON, timestamps ISO 8601 in UTC.
+
+A claim goes out as the domain's own `Claim` (msgspec encodes the dataclass as it is); a
+coupon as `CouponPublic`, which names its counts for clients. Also here: what the routes'
+OpenAPI operations share (tags, the page parameters, the common refusals)."""
 
 from __future__ import annotations
 
@@ -9,16 +13,27 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from couponapi.api.v1_schemas import PRINTABLE
-from couponapi.claims import Claim
-from couponapi.coupons_v2 import CouponDetails
+from couponapi.api.inputs import MAX_PAGE
+from couponapi.api.v1.wire import PRINTABLE
+from couponapi.api.v2.problems import Problem
+from couponapi.domain.claims import Claim
+from couponapi.domain.coupons import Coupon
+
+TAGS = ("v2 (current API)",)
+PAGE = (
+    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size (default 50)."),
+    ("cursor", {"type": "string"}, "The previous page's next_cursor."),
+)
+AUTH = {401: (Problem, "No admin bearer token."), 403: (Problem, "Wrong admin token.")}
+INVALID = (Problem, "Malformed id, body or query parameter.")
+UNKNOWN = (Problem, "No coupon with this id.")
 
 Quantity = Annotated[int, Meta(ge=0, le=2_147_483_647)]
 Limit = Annotated[int, Meta(ge=1, le=2_147_483_647)]
 Instant = Annotated[datetime, Meta(tz=True)]  # an offset is required: no local times
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Kind = Annotated[str, Meta(min_length=1, max_length=100)]
-# Printable (issue 6): a NUL would fail in PostgreSQL, and with group commit take the whole
+# Printable: a NUL would fail in PostgreSQL, and with group commit take the whole
 # batch down with it; refused here with 422 before it can reach a batch.
 UserId = Annotated[str, Meta(min_length=1, max_length=128, pattern=PRINTABLE)]
 
@@ -62,7 +77,7 @@ class CouponPublic(msgspec.Struct):
     created_at: datetime
 
     @classmethod
-    def of(cls, coupon: CouponDetails) -> CouponPublic:
+    def of(cls, coupon: Coupon) -> CouponPublic:
         """The wire form of a coupon with its counts."""
         return cls(
             id=coupon.id, name=coupon.name, type=coupon.type, quantity=coupon.total_quantity,
@@ -85,32 +100,10 @@ class ClaimCreate(msgspec.Struct, forbid_unknown_fields=True):
     user_id: UserId
 
 
-class ClaimPublic(msgspec.Struct):
-    """A claim; `code` is what the user types to redeem it."""
-
-    id: UUID
-    coupon_id: UUID
-    user_id: str
-    code: str
-    status: str
-    claimed_at: datetime
-    released_at: datetime | None = None
-    redeemed_at: datetime | None = None
-
-    @classmethod
-    def of(cls, claim: Claim) -> ClaimPublic:
-        """The wire form of a claim."""
-        return cls(
-            id=claim.id, coupon_id=claim.coupon_id, user_id=claim.user_id, code=claim.code,
-            status=claim.status, claimed_at=claim.claimed_at, released_at=claim.released_at,
-            redeemed_at=claim.redeemed_at,
-        )  # fmt: skip
-
-
 class ClaimPage(msgspec.Struct):
     """One page of claims; pass `next_cursor` as `?cursor=` for the next (null: the end)."""
 
-    items: list[ClaimPublic]
+    items: list[Claim]
     next_cursor: str | None
 
 

@@ -1,4 +1,4 @@
-"""The current API (/api/v2): claims, release, redemption, listings; coupons in v2_coupons.
+"""v2 claim routes: claim, release, redeem, and the listings of a coupon's or a user's claims.
 
 Thin on purpose: parse, call one service function, answer. Every refusal is raised as a
 CouponError and answered as RFC 9457 problem details by couponapi.api.errors.
@@ -11,16 +11,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from couponapi import claims_service
-from couponapi.admin import require_admin
-from couponapi.api import v2_coupons
 from couponapi.api.asgi_route import AsgiRoute
-from couponapi.api.bodies import InvalidRequest
-from couponapi.api.openapi import operation
-from couponapi.api.problems import PREFIX, Problem
-from couponapi.api.responses import json_response, send_json
-from couponapi.api.v2_coupons import AUTH, INVALID, PAGE, TAGS, UNKNOWN, pool_of
-from couponapi.api.v2_input import (
+from couponapi.api.auth import require_admin
+from couponapi.api.deps import pool_of, settings_of
+from couponapi.api.inputs import (
+    InvalidRequest,
     idempotency_key,
     named_strategy,
     page_cursor,
@@ -28,12 +23,24 @@ from couponapi.api.v2_input import (
     page_of,
     path_uuid,
     read_json,
-    settings_of,
 )
-from couponapi.api.v2_schemas import ClaimCreate, ClaimPage, ClaimPublic, RedeemRequest
-from couponapi.claims import Claim, ClaimRequest
-from couponapi.codes import normalize_code
-from couponapi.strategies.v2 import CLAIM_STRATEGIES
+from couponapi.api.openapi import operation
+from couponapi.api.responses import json_response, send_json
+from couponapi.api.v2.problems import PREFIX, Problem
+from couponapi.api.v2.wire import (
+    AUTH,
+    INVALID,
+    PAGE,
+    TAGS,
+    UNKNOWN,
+    ClaimCreate,
+    ClaimPage,
+    RedeemRequest,
+)
+from couponapi.domain.claims import Claim, ClaimRequest
+from couponapi.domain.codes import normalize_code
+from couponapi.services import claims
+from couponapi.strategies import CLAIM_STRATEGIES
 
 REPLAYED = ((b"idempotent-replayed", b"true"),)
 KEY = (("Idempotency-Key", "Retries with the same key get the first answer (kept 24 h)."),)
@@ -54,7 +61,7 @@ NOT_LIVE = (Problem, "The claim was released or redeemed already.")
     body=ClaimCreate,
     headers=KEY,
     responses={
-        201: (ClaimPublic, "Claimed: the claim with its code."),
+        201: (Claim, "Claimed: the claim with its code."),
         404: UNKNOWN,
         409: (Problem, "Sold out, per-user limit reached, or not active (paused, window)."),
         413: (Problem, "Body too large."),
@@ -72,15 +79,15 @@ async def claim(scope: Scope, receive: Receive, send: Send) -> None:
     coupon_id = path_uuid(request, "coupon_id")
     key = idempotency_key(request)
     body = await read_json(request, ClaimCreate)
-    claimed = await claims_service.claim(
+    claimed = await claims.claim(
         pool_of(request), strategy, coupon_id, ClaimRequest(body.user_id, key)
     )
-    await send_json(send, ClaimPublic.of(claimed.claim), 201, REPLAYED if claimed.replayed else ())
+    await send_json(send, claimed.claim, 201, REPLAYED if claimed.replayed else ())
 
 
 def _page(found: list[Claim], limit: int) -> Response:
     items, cursor = page_of(found, limit, lambda claim: (claim.claimed_at, claim.id))
-    return json_response(ClaimPage(items=[ClaimPublic.of(c) for c in items], next_cursor=cursor))
+    return json_response(ClaimPage(items=items, next_cursor=cursor))
 
 
 @operation(
@@ -94,7 +101,7 @@ async def claims_of_coupon(request: Request) -> Response:
     """List a coupon's claims (admin)."""
     require_admin(request)
     coupon_id, limit = path_uuid(request, "coupon_id"), page_limit(request)
-    found = await claims_service.claims_of_coupon(
+    found = await claims.claims_of_coupon(
         pool_of(request), coupon_id, page_cursor(request), limit + 1
     )
     return _page(found, limit)
@@ -113,9 +120,7 @@ async def claims_of_user(request: Request) -> Response:
     if not 1 <= len(user_id) <= 128:
         raise InvalidRequest(422, "user_id must be 1 to 128 characters")
     limit = page_limit(request)
-    found = await claims_service.claims_of_user(
-        pool_of(request), user_id, page_cursor(request), limit + 1
-    )
+    found = await claims.claims_of_user(pool_of(request), user_id, page_cursor(request), limit + 1)
     return _page(found, limit)
 
 
@@ -123,7 +128,7 @@ async def claims_of_user(request: Request) -> Response:
     summary="Release a claim: its coupon goes back to the pool.",
     tags=TAGS,
     responses={
-        200: (ClaimPublic, "Released."),
+        200: (Claim, "Released."),
         404: (Problem, "No claim with this id."),
         409: NOT_LIVE,
         422: INVALID,
@@ -132,7 +137,7 @@ async def claims_of_user(request: Request) -> Response:
 async def release(request: Request) -> Response:
     """Release a claim."""
     claim_id = path_uuid(request, "claim_id")
-    return json_response(ClaimPublic.of(await claims_service.release(pool_of(request), claim_id)))
+    return json_response(await claims.release(pool_of(request), claim_id))
 
 
 @operation(
@@ -140,7 +145,7 @@ async def release(request: Request) -> Response:
     tags=TAGS,
     body=RedeemRequest,
     responses={
-        200: (ClaimPublic, "Redeemed."),
+        200: (Claim, "Redeemed."),
         404: (Problem, "No claim with this code."),
         409: NOT_LIVE,
         413: (Problem, "Body too large."),
@@ -152,7 +157,7 @@ async def redeem(request: Request) -> Response:
     code = normalize_code((await read_json(request, RedeemRequest)).code)
     if code is None:
         raise InvalidRequest(422, "a code is 12 letters and digits, like 7K3M-Q9XA-T2VD")
-    return json_response(ClaimPublic.of(await claims_service.redeem(pool_of(request), code)))
+    return json_response(await claims.redeem(pool_of(request), code))
 
 
 def claim_routes() -> list[AsgiRoute]:
@@ -161,9 +166,8 @@ def claim_routes() -> list[AsgiRoute]:
 
 
 def routes() -> list[BaseRoute]:
-    """Every other v2 route."""
+    """Every other v2 claim route."""
     return [
-        *v2_coupons.routes(),
         Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claims_of_coupon, methods=["GET"]),
         Route(f"{PREFIX}/users/{{user_id}}/claims", claims_of_user, methods=["GET"]),
         Route(f"{PREFIX}/claims/redeem", redeem, methods=["POST"]),

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
-import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from couponapi import service
-from couponapi.admin import require_admin
 from couponapi.api.asgi_route import AsgiRoute
-from couponapi.api.bodies import (
+from couponapi.api.auth import require_admin
+from couponapi.api.deps import pool_of, settings_of
+from couponapi.api.inputs import (
     InvalidRequest,
     convert,
     decode_json_object,
@@ -27,7 +26,7 @@ from couponapi.api.bodies import (
 )
 from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response, send_json
-from couponapi.api.v1_schemas import (
+from couponapi.api.v1.wire import (
     CouponCreateV1,
     CouponV1,
     ErrorV1,
@@ -35,24 +34,16 @@ from couponapi.api.v1_schemas import (
     GrantV1,
     canonical_keys,
 )
-from couponapi.config import Settings
-from couponapi.domain import NewCoupon, StrategyDisabled
+from couponapi.domain.coupons import NewCoupon
+from couponapi.domain.errors import StrategyDisabled
+from couponapi.services import claims, coupons
+from couponapi.strategies import GIVE_STRATEGIES
 
 PREFIX = "/coupon/api/v1"
 TAGS = ("v1 (original wire format)",)
 BAD_ID = (ErrorV1, "Malformed coupon id or body.")
 NOT_FOUND = (ErrorV1, "No coupon with this id.")
 USER_HEADER = (("X-User-Id", "Who claims; else the body's userId; else a random UUID."),)
-
-
-def _pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 @operation(
@@ -67,7 +58,7 @@ def _settings(request: Request) -> Settings:
 async def get_coupon(request: Request) -> Response:
     """Get one coupon."""
     coupon_id = parse_uuid(request.path_params["coupon_id"])
-    return json_response(CouponV1.of(await service.get_coupon(_pool(request), coupon_id)))
+    return json_response(CouponV1.of(await coupons.get_coupon(pool_of(request), coupon_id)))
 
 
 @operation(
@@ -77,7 +68,7 @@ async def get_coupon(request: Request) -> Response:
 )
 async def list_coupons(request: Request) -> Response:
     """List every coupon."""
-    return json_response([CouponV1.of(c) for c in await service.list_coupons(_pool(request))])
+    return json_response([CouponV1.of(c) for c in await coupons.all_coupons(pool_of(request))])
 
 
 @operation(
@@ -94,14 +85,14 @@ async def list_coupons(request: Request) -> Response:
 )
 async def create_coupon(request: Request) -> Response:
     """Create a coupon."""
-    if _settings(request).protect_v1_create:
+    if settings_of(request).protect_v1_create:
         require_admin(request)
-    data = decode_json_object(await read_body(request, _settings(request).max_body_bytes))
+    data = decode_json_object(await read_body(request, settings_of(request).max_body_bytes))
     if data is None:
         raise InvalidRequest(422, "a JSON body with Type and Amount is required")
     body = convert(canonical_keys(data, CouponCreateV1), CouponCreateV1)
     new = NewCoupon(id=body.Id or uuid4(), name=body.Name, type=body.Type, quantity=body.Amount)
-    return json_response(CouponV1.of(await service.create_coupon(_pool(request), new)))
+    return json_response(CouponV1.of(await coupons.create_coupon(pool_of(request), new)))
 
 
 async def _user_id(request: Request, limit: int) -> str:
@@ -113,23 +104,17 @@ async def _user_id(request: Request, limit: int) -> str:
     return given or str(uuid4())
 
 
-def give_endpoint(strategy: str, summary: str, description: str) -> AsgiRoute:
-    """The POST route that gives a coupon with `strategy`."""
-    path = {
-        "naive": "give",
-        "locking": "give-transaction",
-        "function": "give-transaction-pgfunction",
-        "atomic": "give-atomic",
-        "group_commit": "give-group-commit",
-    }
+def give_endpoint(strategy: str) -> AsgiRoute:
+    """The POST route that gives a coupon with `strategy` (couponapi.strategies.GIVE_STRATEGIES)."""
+    described = GIVE_STRATEGIES[strategy]
 
     @operation(
-        summary=summary,
-        description=description,
+        summary=described.summary,
+        description=described.description,
         tags=TAGS,
         body=GiveV1,
         headers=USER_HEADER,
-        deprecated=strategy == "naive",
+        deprecated=not described.safe,
         responses={
             200: (GrantV1, "Given: who got it and how many are left."),
             400: BAD_ID,
@@ -141,16 +126,16 @@ def give_endpoint(strategy: str, summary: str, description: str) -> AsgiRoute:
     )
     async def give(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        settings = _settings(request)
+        settings = settings_of(request)
         if strategy == "naive" and not settings.enable_naive:
             raise StrategyDisabled(strategy)
         coupon_id: UUID = parse_uuid(request.path_params["coupon_id"])
         user_id = await _user_id(request, settings.max_body_bytes)
-        grant = await service.give(_pool(request), strategy, coupon_id, user_id)
+        grant = await claims.give(pool_of(request), strategy, coupon_id, user_id)
         await send_json(send, GrantV1.of(grant))
 
     # Plain ASGI (api/asgi_route): these routes take the crowd.
-    return AsgiRoute(f"{PREFIX}/{path[strategy]}/{{coupon_id}}", give, methods=["POST"])
+    return AsgiRoute(f"{PREFIX}/{described.segment}/{{coupon_id}}", give, methods=["POST"])
 
 
 def routes() -> list[BaseRoute]:
@@ -164,35 +149,4 @@ def routes() -> list[BaseRoute]:
 
 def claim_routes() -> list[AsgiRoute]:
     """The give routes, one per strategy: they take the crowd (served by api.claim_lane)."""
-    return [
-        give_endpoint(
-            "naive",
-            "UNSAFE: give by read-then-write (oversells).",
-            "The original's wrong way, kept to demonstrate the race: it reads the quantity, "
-            "then writes it back minus one with no lock, so concurrent givers overwrite each "
-            "other and more coupons are given than the quantity. Never use it for real.",
-        ),
-        give_endpoint(
-            "locking",
-            "Give in a transaction with SELECT ... FOR UPDATE.",
-            "Safe: the coupon row stays locked from the check to the commit.",
-        ),
-        give_endpoint(
-            "function",
-            "Give with the give_coupon_to_user PL/pgSQL function.",
-            "Safe: the function locks the row, checks, decrements and logs in one round trip.",
-        ),
-        give_endpoint(
-            "atomic",
-            "Give with one conditional UPDATE ... RETURNING statement.",
-            "Safe: decrement-if-positive and the ledger insert in one statement, one round "
-            "trip; a sold-out coupon is refused without a lock or a write.",
-        ),
-        give_endpoint(
-            "group_commit",
-            "Give with group commit: concurrent claims share one transaction.",
-            "Safe and fastest under a crowd: concurrent claims for the same coupon in one "
-            "server process are granted together, in arrival order, in one transaction; each "
-            "is answered only after that commit.",
-        ),
-    ]
+    return [give_endpoint(strategy) for strategy in GIVE_STRATEGIES]

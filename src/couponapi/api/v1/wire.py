@@ -8,7 +8,8 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
-from couponapi.domain import Coupon, Grant
+from couponapi.domain.claims import Grant
+from couponapi.domain.coupons import Coupon
 
 Quantity = Annotated[int, Meta(ge=0, le=2_147_483_647)]
 # No control characters (NUL above all, which PostgreSQL text cannot hold): refused with 422
@@ -29,7 +30,7 @@ class CouponV1(msgspec.Struct):
     @classmethod
     def of(cls, coupon: Coupon) -> CouponV1:
         """The wire form of a domain coupon."""
-        return cls(id=coupon.id, Name=coupon.name, Type=coupon.type, Quantity=coupon.quantity)
+        return cls(id=coupon.id, Name=coupon.name, Type=coupon.type, Quantity=coupon.remaining)
 
 
 class CouponCreateV1(msgspec.Struct, forbid_unknown_fields=False):

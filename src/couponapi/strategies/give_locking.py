@@ -17,7 +17,8 @@ from uuid import UUID
 import asyncpg
 
 from couponapi.db.queries import query
-from couponapi.domain import CouponNotFound, Grant, SoldOut
+from couponapi.domain.claims import Grant
+from couponapi.domain.errors import CouponNotFound, SoldOut
 
 
 async def give(pool: asyncpg.Pool, coupon_id: UUID, user_id: str) -> Grant:

@@ -18,7 +18,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from couponapi.db.queries import query
-from couponapi.domain import CouponNotFound, Grant, SoldOut
+from couponapi.domain.claims import Grant
+from couponapi.domain.errors import CouponNotFound, SoldOut
 
 Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 

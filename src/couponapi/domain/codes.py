@@ -21,7 +21,7 @@ def new_codes(count: int) -> list[str]:
     """`count` fresh random codes, each formatted XXXX-XXXX-XXXX."""
     # One draw for a whole batch, made into symbols by one bytes.translate (C): ~0.4 µs a
     # code, against ~1.3 µs through base64.b32encode (a Python loop in 3.12) and ~3.4 µs
-    # cutting a 60-bit draw into symbols in Python (README "Performance").
+    # cutting a 60-bit draw into symbols in Python (docs/performance.md).
     symbols = secrets.token_bytes(SYMBOLS * count).translate(_SYMBOL_OF_BYTE).decode()
     return [_format(symbols[start : start + SYMBOLS]) for start in range(0, len(symbols), SYMBOLS)]
 

@@ -62,7 +62,7 @@ def log_config(level: str = "info") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "couponapi.logging.JsonFormatter"}},
+        "formatters": {"json": {"()": "couponapi.logs.JsonFormatter"}},
         "handlers": {"stderr": handler},
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
