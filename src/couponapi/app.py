@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
@@ -68,15 +67,6 @@ def create_app(settings: Settings) -> CouponApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pool = await create_pool(database_url, settings)
-        # Everything loaded so far lives as long as the process: out of the garbage
-        # collector's sight, a full collection no longer walks it (measured: the collector
-        # took ~6% of a worker under a crowd, docs/performance.md).
-        gc.freeze()
-        # A claim allocates hundreds of short-lived containers: at the default threshold
-        # (700) the young generation was collected every few requests, ~6% of a worker's
-        # samples; every 50,000 allocations costs a few MB and saved ~13% of the event
-        # loop's CPU per v1 claim (docs/performance.md).
-        gc.set_threshold(50_000, 20, 100)
         sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))
         sweeper = asyncio.create_task(sweep_expired_keys_forever(app.state.pool))
         try:
