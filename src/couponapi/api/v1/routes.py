@@ -20,7 +20,6 @@ from couponapi.api.inputs import (
     InvalidRequest,
     convert,
     decode_json_object,
-    header,
     parse_uuid,
     read_body,
 )
@@ -96,7 +95,7 @@ async def create_coupon(request: Request) -> Response:
 
 
 async def _user_id(request: Request, limit: int) -> str:
-    in_header = header(request, b"x-user-id")
+    in_header = request.headers.get("x-user-id")
     if in_header is not None:
         return convert({"userId": in_header}, GiveV1).userId or str(uuid4())
     data = decode_json_object(await read_body(request, limit))

@@ -17,7 +17,6 @@ from couponapi.api.deps import pool_of, settings_of
 from couponapi.api.inputs import (
     InvalidRequest,
     idempotency_key,
-    named_strategy,
     page_cursor,
     page_limit,
     page_of,
@@ -72,8 +71,7 @@ async def claim(scope: Scope, receive: Receive, send: Send) -> None:
     """Claim a coupon for a user (plain ASGI: the route that takes the crowd, api/asgi_route)."""
     request = Request(scope, receive)
     settings = settings_of(request)
-    named = named_strategy(scope)
-    strategy = settings.claim_strategy if named is None else named
+    strategy = request.query_params.get("strategy", settings.claim_strategy)
     if strategy not in CLAIM_STRATEGIES:
         raise InvalidRequest(422, f"unknown strategy {strategy!r}: one of {list(CLAIM_STRATEGIES)}")
     coupon_id = path_uuid(request, "coupon_id")
