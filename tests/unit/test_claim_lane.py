@@ -15,7 +15,7 @@ from starlette.types import ExceptionHandler, Receive, Scope, Send
 from couponapi.api.asgi_route import AsgiRoute
 from couponapi.api.claim_lane import ClaimLane
 from couponapi.api.inputs import InvalidRequest
-from couponapi.api.responses import send_json
+from couponapi.api.responses import json_response
 from couponapi.app import CouponApp
 
 seen: list[tuple[object, dict[str, str]]] = []
@@ -30,9 +30,9 @@ async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     if value == "unhandled":
         raise KeyError("no handler for this")
     if value == "late":
-        await send_json(send, {"item": value})
+        await json_response({"item": value})(scope, receive, send)
         raise InvalidRequest(422, "after the answer started")
-    await send_json(send, {"item": value}, 201)
+    await json_response({"item": value}, 201)(scope, receive, send)
 
 
 async def invalid(request: Request, error: Exception) -> Response:

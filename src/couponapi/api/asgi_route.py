@@ -4,7 +4,7 @@ Starlette wraps a function endpoint in `request_response`: per request an except
 wrapper, a Request and a Response object, on a path that answers thousands of claims a second
 (its cost: `benchmarks.inprocess`, docs/performance.md). An `AsgiRoute` calls
 `endpoint(scope, receive, send)` directly; the endpoint may still build a Request from the
-scope to read its input with the usual helpers, and answers with `api.responses.send_json`.
+scope to read its input with the usual helpers, and answers with a Response it calls as an ASGI app.
 `api.claim_lane.ClaimLane` serves these routes ahead of the router and answers what they
 raise with the app's exception handlers. They stay plain functions, so the OpenAPI generator
 documents them like any other (`@operation`).

@@ -24,7 +24,7 @@ from couponapi.api.inputs import (
     read_body,
 )
 from couponapi.api.openapi import operation
-from couponapi.api.responses import json_response, send_json
+from couponapi.api.responses import json_response
 from couponapi.api.v1.wire import (
     CouponCreateV1,
     CouponV1,
@@ -131,7 +131,7 @@ def give_endpoint(strategy: str) -> AsgiRoute:
         coupon_id: UUID = parse_uuid(request.path_params["coupon_id"])
         user_id = await _user_id(request, settings.max_body_bytes)
         grant = await claims.give(pool_of(request), strategy, coupon_id, user_id)
-        await send_json(send, GrantV1.of(grant))
+        await json_response(GrantV1.of(grant))(scope, receive, send)
 
     # Plain ASGI (api/asgi_route): these routes take the crowd.
     return AsgiRoute(f"{PREFIX}/{described.segment}/{{coupon_id}}", give, methods=["POST"])

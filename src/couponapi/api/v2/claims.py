@@ -24,7 +24,7 @@ from couponapi.api.inputs import (
     read_json,
 )
 from couponapi.api.openapi import operation
-from couponapi.api.responses import json_response, send_json
+from couponapi.api.responses import json_response
 from couponapi.api.v2.problems import PREFIX, Problem
 from couponapi.api.v2.wire import (
     AUTH,
@@ -41,7 +41,6 @@ from couponapi.domain.codes import normalize_code
 from couponapi.services import claims
 from couponapi.strategies import CLAIM_STRATEGIES
 
-REPLAYED = ((b"idempotent-replayed", b"true"),)
 KEY = (("Idempotency-Key", "Retries with the same key get the first answer (kept 24 h)."),)
 NOT_LIVE = (Problem, "The claim was released or redeemed already.")
 
@@ -80,7 +79,10 @@ async def claim(scope: Scope, receive: Receive, send: Send) -> None:
     claimed = await claims.claim(
         pool_of(request), strategy, coupon_id, ClaimRequest(body.user_id, key)
     )
-    await send_json(send, claimed.claim, 201, REPLAYED if claimed.replayed else ())
+    response = json_response(claimed.claim, 201)
+    if claimed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    await response(scope, receive, send)
 
 
 def _page(found: list[Claim], limit: int) -> Response:
