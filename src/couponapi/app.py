@@ -14,7 +14,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from couponapi import metrics
 from couponapi.api import health
-from couponapi.api.claim_lane import ClaimLane
 from couponapi.api.errors import exception_handlers
 from couponapi.api.middleware import middleware_stack
 from couponapi.api.openapi import SWAGGER_PAGE, DocumentGenerator, docs_routes
@@ -40,9 +39,7 @@ class CouponApp(Starlette):
     Starlette runs ServerErrorMiddleware -> user middleware -> ExceptionMiddleware -> router,
     so the 500 it answers skips the user middleware: no X-Request-ID for the client to quote,
     no security headers. Here it is `outer` (outermost first) -> ServerErrorMiddleware ->
-    ExceptionMiddleware -> router: a 500 goes out through RequestContext like any answer. A
-    claim, served by ClaimLane (the innermost of `outer`), passes no Starlette layer at all;
-    ClaimLane answers its routes' 500s itself (api/claim_lane).
+    ExceptionMiddleware -> router: a 500 goes out through RequestContext like any answer.
     """
 
     def __init__(self, *, outer: Sequence[Middleware], **options: Any) -> None:
@@ -84,10 +81,8 @@ def create_app(settings: Settings) -> CouponApp:
 
     dashboard = Dashboard()  # the live page, its stats and the race button
     handlers = dashboard.count_refusals(exception_handlers())
-    claim_routes = [*v2_claims.claim_routes(), *v1.claim_routes()]
     app = CouponApp(
         routes=[
-            *claim_routes,  # served by ClaimLane; listed for the OpenAPI document and 405s
             *v1.routes(),
             *v2_coupons.routes(),
             *v2_claims.routes(),
@@ -98,7 +93,6 @@ def create_app(settings: Settings) -> CouponApp:
         exception_handlers=handlers,
         outer=[
             *middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
-            Middleware(ClaimLane, routes=claim_routes, handlers=handlers),  # innermost
         ],
         lifespan=lifespan,
     )

@@ -9,9 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
-from couponapi.api.asgi_route import AsgiRoute
 from couponapi.api.auth import require_admin
 from couponapi.api.deps import pool_of, settings_of
 from couponapi.api.inputs import (
@@ -66,9 +64,8 @@ NOT_LIVE = (Problem, "The claim was released or redeemed already.")
         422: (Problem, "Malformed input, unknown strategy, or the key was used for another body."),
     },
 )
-async def claim(scope: Scope, receive: Receive, send: Send) -> None:
-    """Claim a coupon for a user (plain ASGI: the route that takes the crowd, api/asgi_route)."""
-    request = Request(scope, receive)
+async def claim(request: Request) -> Response:
+    """Claim a coupon for a user."""
     settings = settings_of(request)
     strategy = request.query_params.get("strategy", settings.claim_strategy)
     if strategy not in CLAIM_STRATEGIES:
@@ -82,7 +79,7 @@ async def claim(scope: Scope, receive: Receive, send: Send) -> None:
     response = json_response(claimed.claim, 201)
     if claimed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    await response(scope, receive, send)
+    return response
 
 
 def _page(found: list[Claim], limit: int) -> Response:
@@ -160,14 +157,10 @@ async def redeem(request: Request) -> Response:
     return json_response(await claims.redeem(pool_of(request), code))
 
 
-def claim_routes() -> list[AsgiRoute]:
-    """The route that takes the crowd (served by api.claim_lane)."""
-    return [AsgiRoute(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"])]
-
-
 def routes() -> list[BaseRoute]:
-    """Every other v2 claim route."""
+    """The v2 claim routes."""
     return [
+        Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"]),
         Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claims_of_coupon, methods=["GET"]),
         Route(f"{PREFIX}/users/{{user_id}}/claims", claims_of_user, methods=["GET"]),
         Route(f"{PREFIX}/claims/redeem", redeem, methods=["POST"]),
