@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from couponapi import metrics
 from couponapi.api import health
@@ -33,28 +31,7 @@ API_INFO = {
 }
 
 
-class CouponApp(Starlette):
-    """Starlette with our middleware outside its own ServerErrorMiddleware, not inside it.
-
-    Starlette runs ServerErrorMiddleware -> user middleware -> ExceptionMiddleware -> router,
-    so the 500 it answers skips the user middleware: no X-Request-ID for the client to quote,
-    no security headers. Here it is `outer` (outermost first) -> ServerErrorMiddleware ->
-    ExceptionMiddleware -> router: a 500 goes out through RequestContext like any answer.
-    """
-
-    def __init__(self, *, outer: Sequence[Middleware], **options: Any) -> None:
-        super().__init__(**options)
-        front: ASGIApp = super().__call__  # Starlette's own stack, behind `outer`
-        for cls, args, kwargs in reversed(outer):
-            front = cls(front, *args, **kwargs)
-        self._front = front
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["app"] = self  # what Starlette's __call__ does first; endpoints read app.state
-        await self._front(scope, receive, send)
-
-
-def create_app(settings: Settings) -> CouponApp:
+def create_app(settings: Settings) -> Starlette:
     """The app for `settings`; `settings.database_url` must name the database to use."""
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (serve sets it)")
@@ -81,7 +58,7 @@ def create_app(settings: Settings) -> CouponApp:
 
     dashboard = Dashboard()  # the live page, its stats and the race button
     handlers = dashboard.count_refusals(exception_handlers())
-    app = CouponApp(
+    app = Starlette(
         routes=[
             *v1.routes(),
             *v2_coupons.routes(),
@@ -91,15 +68,13 @@ def create_app(settings: Settings) -> CouponApp:
             *dashboard.routes(),
         ],
         exception_handlers=handlers,
-        outer=[
-            *middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
-        ],
+        middleware=middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
         lifespan=lifespan,
     )
     app.state.settings = settings
     return app
 
 
-def app_from_environment() -> CouponApp:
+def app_from_environment() -> Starlette:
     """Factory for the server's workers: settings come from the environment `serve` prepared."""
     return create_app(Settings())

@@ -44,6 +44,17 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
+def headers_outside() -> dict[str, str]:
+    """The headers RequestContext adds, for an answer sent outside it: Starlette's
+    ServerErrorMiddleware, which sends the 500, wraps every middleware of the app. The request
+    id is still the one of the request that failed (RequestContext keeps it set on error)."""
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        headers["X-Request-ID"] = request_id
+    return headers
+
+
 def content_security_policy(pages: Iterable[str]) -> str:
     """A CSP for our HTML pages: own assets only, plus the inline scripts of `pages` by hash.
 
