@@ -7,6 +7,7 @@ SQL fragments are data: where the value is otherwise valid it is stored verbatim
 
 from __future__ import annotations
 
+from urllib.parse import unquote
 from uuid import uuid4
 
 import asyncpg
@@ -153,7 +154,8 @@ async def test_strange_but_printable_user_ids_are_data(
     for user_id in STRANGE_USER_IDS:
         v1 = await client.post(f"{V1}/give-transaction/{coupon_id}", json={"userId": user_id})
         assert v1.status_code == 200, (user_id, v1.text)
-        assert v1.json()["userId"] == user_id
+        assert v1.json() == f"Coupon Given To User {user_id}!"
+        assert unquote(v1.headers["x-user-id"]) == user_id
         v2 = await client.post(f"{V2}/coupons/{coupon_id}/claims", json={"user_id": user_id})
         assert (v2.status_code, v2.json()["user_id"]) == (201, user_id)
     given = {r["userid"] for r in await pool.fetch("SELECT userid FROM coupon_given_events")}

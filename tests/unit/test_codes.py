@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from couponapi.domain.codes import _SYMBOL_OF_BYTE, ALPHABET, SYMBOLS, new_codes, normalize_code
+from hypothesis import given
+from hypothesis import strategies as st
+
+from couponapi.domain.codes import (
+    _SYMBOL_OF_BYTE,
+    ALPHABET,
+    SYMBOLS,
+    TYPED_PATTERN,
+    new_codes,
+    normalize_code,
+)
 
 
 def test_a_code_is_12_crockford_symbols_in_three_groups() -> None:
@@ -45,3 +55,14 @@ def test_typed_codes_are_read_the_crockford_way() -> None:
 def test_what_cannot_be_a_code_is_refused() -> None:
     for typed in ("", "ABC", "ABCD-EFGH-JKMNP", "UUUU-UUUU-UUUU", "ABCD-EFGH-JK!N"):
         assert normalize_code(typed) is None
+
+
+@given(st.from_regex(TYPED_PATTERN, fullmatch=True))
+def test_every_code_the_document_admits_is_read(typed: str) -> None:
+    # The OpenAPI document gives TYPED_PATTERN: no string it admits may be refused.
+    assert normalize_code(typed) is not None
+
+
+def test_what_the_pattern_refuses() -> None:
+    for typed in ("", "7K3M-Q9XA-T2V", "7K3M-Q9XA-T2VU", "7K3M_Q9XA_T2VD", "7K3M-Q9XA-T2VD-1"):
+        assert re.fullmatch(TYPED_PATTERN, typed) is None, typed

@@ -14,6 +14,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ExceptionHandler
 
 from couponapi import metrics
@@ -64,7 +65,24 @@ async def _invalid(request: Request, error: Exception) -> Response:
 async def _http(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     return _answer(request, error, error.status_code, str(error.detail), headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods served at this path: those of every route with the template of the first
+    route whose path matched. Starlette's router answers 405 with that route's methods only,
+    and a template here has a route per method."""
+    template = next(
+        (r for r in request.app.routes if r.matches(request.scope)[0] is not Match.NONE),
+        None,
+    )
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if getattr(route, "path", None) == getattr(template, "path", ""):
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 async def _unavailable(request: Request, error: Exception) -> Response:

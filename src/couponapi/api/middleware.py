@@ -148,7 +148,7 @@ class RequestContext:
         REQUEST_ID.reset(context)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        route = getattr(scope.get("route"), "path_format", None) or "unmatched"
         if self.metrics_enabled:
             metrics.request_child(route, scope["method"], status).observe(seconds)
         if self.access_log:
@@ -191,9 +191,15 @@ def middleware_stack(settings: Settings, html_pages: Iterable[str]) -> list[Midd
             Middleware(
                 CORSMiddleware,
                 allow_origins=origins,
-                allow_methods=["GET", "POST", "DELETE"],
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Content-Type", "X-User-Id", "X-Request-ID", "Idempotency-Key"],
-                expose_headers=["X-Request-ID", "Retry-After"],
+                expose_headers=[
+                    "X-Request-ID",
+                    "Retry-After",
+                    "X-User-Id",
+                    "X-Quantity-Left",
+                    "Idempotent-Replayed",
+                ],
             )
         )
     return stack

@@ -33,8 +33,11 @@ class Operation(msgspec.Struct, frozen=True):
     body: type | None = None
     responses: dict[int, tuple[type | None, str]] = {}
     description: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
+    # (name, JSON Schema, text): the request headers it reads, and those its 2xx answer sets.
+    headers: tuple[tuple[str, dict[str, Any], str], ...] = ()
+    answer_headers: tuple[tuple[str, dict[str, Any], str], ...] = ()
     query: tuple[tuple[str, dict[str, Any], str], ...] = ()
+    body_required: bool = True
     path_formats: dict[str, str] = {}
     deprecated: bool = False
     admin: bool = False
@@ -113,9 +116,9 @@ class DocumentGenerator(BaseSchemaGenerator):
             for name in _PATH_PARAM.findall(path)
         ]
         parameters += [
-            {"name": name, "in": "header", "required": False, "schema": {"type": "string"},
+            {"name": name, "in": "header", "required": False, "schema": schema,
              "description": text}
-            for name, text in spec.headers
+            for name, schema, text in spec.headers
         ]  # fmt: skip
         parameters += [
             {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
@@ -136,11 +139,16 @@ class DocumentGenerator(BaseSchemaGenerator):
         if spec.body is not None:
             models.append(spec.body)
             result["requestBody"] = {
-                "required": False,
+                "required": spec.body_required,
                 "content": {"application/json": {"schema": _schema_ref(spec.body)}},
             }
         for status, (model, text) in spec.responses.items():
             response: dict[str, Any] = {"description": text}
+            if 200 <= status < 300 and spec.answer_headers:
+                response["headers"] = {
+                    name: {"schema": schema, "description": about}
+                    for name, schema, about in spec.answer_headers
+                }
             if model is not None:
                 models.append(model)
                 # A type answered with another media type says so (Problem: problem+json).

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from starlette.responses import Response
 
 
-def json_response(content: Any, status: int = 200) -> Response:
-    """`content` (msgspec structs, lists, dicts) as an application/json response."""
-    return Response(msgspec.json.encode(content), status_code=status, media_type="application/json")
+def json_response(
+    content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """`content` (msgspec structs, dataclasses, lists, dicts) as an application/json response."""
+    return Response(
+        msgspec.json.encode(content),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -11,6 +11,9 @@ import secrets
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SYMBOLS = 12  # 12 x 5 bits = 60 bits
+# What a typed code may look like: 12 symbols, O/I/L too, any case, spaces and dashes between.
+# Every string it matches normalizes (normalize_code), so the OpenAPI document can say it.
+TYPED_PATTERN = "^[ -]*(?:[0-9A-HJKMNP-TV-Za-hjkmnp-tv-zOoIiLl][ -]*){12}$"
 _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 # One random byte makes one symbol, its value modulo 32: 256 = 8 x 32, so a uniform byte
 # gives a uniform symbol (5 of its 8 bits are used).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -24,12 +25,15 @@ from couponapi.api.inputs import (
 from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response
 from couponapi.api.v1.wire import (
+    PRINTABLE,
     CouponCreateV1,
     CouponV1,
     ErrorV1,
+    Given,
     GiveV1,
-    GrantV1,
     canonical_keys,
+    given_headers,
+    given_message,
 )
 from couponapi.domain.coupons import NewCoupon
 from couponapi.domain.errors import StrategyDisabled
@@ -40,7 +44,12 @@ PREFIX = "/coupon/api/v1"
 TAGS = ("v1 (original wire format)",)
 BAD_ID = (ErrorV1, "Malformed coupon id or body.")
 NOT_FOUND = (ErrorV1, "No coupon with this id.")
-USER_HEADER = (("X-User-Id", "Who claims; else the body's userId; else a random UUID."),)
+USER_ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": PRINTABLE}
+USER_HEADER = (("X-User-Id", USER_ID, "Who claims; else the body's userId; else a random UUID."),)
+GIVEN_HEADERS = (
+    ("X-User-Id", {"type": "string"}, "Who got it (percent-encoded beyond visible ASCII)."),
+    ("X-Quantity-Left", {"type": "string", "pattern": "^[0-9]+$"}, "Units left after it."),
+)
 
 
 @operation(
@@ -93,11 +102,12 @@ async def create_coupon(request: Request) -> Response:
 
 
 async def _user_id(request: Request, limit: int) -> str:
-    in_header = request.headers.get("x-user-id")
-    if in_header is not None:
-        return convert({"userId": in_header}, GiveV1).userId or str(uuid4())
+    """X-User-Id, else the body's userId, else a new UUID; a body sent is checked either way."""
     data = decode_json_object(await read_body(request, limit))
     given = convert(canonical_keys(data, GiveV1), GiveV1).userId if data else None
+    in_header = request.headers.get("x-user-id")
+    if in_header is not None:
+        given = convert({"userId": in_header}, GiveV1).userId
     return given or str(uuid4())
 
 
@@ -111,9 +121,11 @@ def give_route(strategy: str) -> Route:
         tags=TAGS,
         body=GiveV1,
         headers=USER_HEADER,
+        answer_headers=GIVEN_HEADERS,
+        body_required=False,
         deprecated=not described.safe,
         responses={
-            200: (GrantV1, "Given: who got it and how many are left."),
+            200: (Given, "Given; X-User-Id says to whom, X-Quantity-Left how many are left."),
             400: BAD_ID,
             403: (ErrorV1, "This strategy is switched off on this server."),
             404: NOT_FOUND,
@@ -128,9 +140,26 @@ def give_route(strategy: str) -> Route:
         coupon_id: UUID = parse_uuid(request.path_params["coupon_id"])
         user_id = await _user_id(request, settings.max_body_bytes)
         grant = await claims.give(pool_of(request), strategy, coupon_id, user_id)
-        return json_response(GrantV1.of(grant))
+        return json_response(given_message(grant), headers=given_headers(grant))
 
     return Route(f"{PREFIX}/{described.segment}/{{coupon_id}}", give, methods=["POST"])
+
+
+class CouponIdSegment(Convertor[str]):
+    """The id segment of GET /coupon/api/v1/{coupon_id}: any text but its static siblings'
+    names, so `/all` and `/create` win over the parameter as in the original's router (echo):
+    GET /create is 405, not a malformed id. The id itself is checked by the endpoint (400)."""
+
+    regex = "(?!(?:all|create)$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("v1_coupon_id", CouponIdSegment())
 
 
 def routes() -> list[BaseRoute]:
@@ -139,6 +168,6 @@ def routes() -> list[BaseRoute]:
     return [
         Route(f"{PREFIX}/all", list_coupons, methods=["GET"]),
         Route(f"{PREFIX}/create", create_coupon, methods=["POST"]),
-        Route(f"{PREFIX}/{{coupon_id}}", get_coupon, methods=["GET"]),
+        Route(f"{PREFIX}/{{coupon_id:v1_coupon_id}}", get_coupon, methods=["GET"]),
         *(give_route(strategy) for strategy in GIVE_STRATEGIES),
     ]

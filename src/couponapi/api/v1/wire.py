@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 import msgspec
@@ -48,23 +49,29 @@ class GiveV1(msgspec.Struct, forbid_unknown_fields=False):
     userId: UserId | None = None
 
 
-class GrantV1(msgspec.Struct):
-    """A successful give: who got which coupon and how many are left."""
+# A give answers as the original did: the JSON string "Coupon Given To User <id>!" (a client
+# that decodes a string works unchanged); who got it and what is left go in headers.
+Given = Annotated[str, Meta(pattern="^Coupon Given To User .+!$")]
+USER_HEADER = "X-User-Id"
+LEFT_HEADER = "X-Quantity-Left"
 
-    message: str
-    userId: str
-    couponId: UUID
-    quantity: int
 
-    @classmethod
-    def of(cls, grant: Grant) -> GrantV1:
-        """The wire form of a grant, with the original's message text."""
-        return cls(
-            message=f"Coupon Given To User {grant.user_id}!",
-            userId=grant.user_id,
-            couponId=grant.coupon_id,
-            quantity=grant.quantity_left,
-        )
+def given_message(grant: Grant) -> str:
+    """The original's answer to a give."""
+    return f"Coupon Given To User {grant.user_id}!"
+
+
+# Every visible ASCII character but `%` stands for itself in X-User-Id; the rest (a space,
+# non-ASCII text) is percent-encoded UTF-8, since a header carries only bytes of latin-1.
+_AS_ITSELF = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
+def given_headers(grant: Grant) -> dict[str, str]:
+    """Who got the coupon (percent-encoded where not visible ASCII), and how many are left."""
+    return {
+        USER_HEADER: quote(grant.user_id, safe=_AS_ITSELF),
+        LEFT_HEADER: str(grant.quantity_left),
+    }
 
 
 class ErrorV1(msgspec.Struct):

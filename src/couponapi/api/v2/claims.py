@@ -13,6 +13,8 @@ from starlette.routing import BaseRoute, Route
 from couponapi.api.auth import require_admin
 from couponapi.api.deps import pool_of, settings_of
 from couponapi.api.inputs import (
+    KEY_PATTERN,
+    MAX_KEY_LENGTH,
     InvalidRequest,
     idempotency_key,
     page_cursor,
@@ -39,7 +41,9 @@ from couponapi.domain.codes import normalize_code
 from couponapi.services import claims
 from couponapi.strategies import CLAIM_STRATEGIES
 
-KEY = (("Idempotency-Key", "Retries with the same key get the first answer (kept 24 h)."),)
+REPLAYED = {"Idempotent-Replayed": "true"}
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN}
+KEY = (("Idempotency-Key", KEY_SCHEMA, "Retries with the same key get the first answer (24 h)."),)
 NOT_LIVE = (Problem, "The claim was released or redeemed already.")
 
 
@@ -76,10 +80,7 @@ async def claim(request: Request) -> Response:
     claimed = await claims.claim(
         pool_of(request), strategy, coupon_id, ClaimRequest(body.user_id, key)
     )
-    response = json_response(claimed.claim, 201)
-    if claimed.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return json_response(claimed.claim, 201, REPLAYED if claimed.replayed else None)
 
 
 def _page(found: list[Claim], limit: int) -> Response:

@@ -13,16 +13,17 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from couponapi.api.inputs import MAX_PAGE
+from couponapi.api.inputs import CURSOR_PATTERN, MAX_PAGE
 from couponapi.api.v1.wire import PRINTABLE
 from couponapi.api.v2.problems import Problem
 from couponapi.domain.claims import Claim
+from couponapi.domain.codes import TYPED_PATTERN
 from couponapi.domain.coupons import Coupon
 
 TAGS = ("v2 (current API)",)
 PAGE = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size (default 50)."),
-    ("cursor", {"type": "string"}, "The previous page's next_cursor."),
+    ("cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "The previous page's next_cursor."),
 )
 AUTH = {401: (Problem, "No admin bearer token."), 403: (Problem, "Wrong admin token.")}
 INVALID = (Problem, "Malformed id, body or query parameter.")
@@ -110,4 +111,4 @@ class ClaimPage(msgspec.Struct):
 class RedeemRequest(msgspec.Struct, forbid_unknown_fields=True):
     """The code to spend (case, dashes and spaces do not matter)."""
 
-    code: Annotated[str, Meta(min_length=1, max_length=64)]
+    code: Annotated[str, Meta(min_length=1, max_length=64, pattern=TYPED_PATTERN)]
