@@ -9,10 +9,12 @@ from functools import cache
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from couponapi import metrics
 from couponapi.api import health
 from couponapi.api.errors import exception_handlers
+from couponapi.api.fastpath import ClaimLane, tune_garbage_collector
 from couponapi.api.middleware import middleware_stack
 from couponapi.api.openapi import SWAGGER_PAGE, DocumentGenerator, docs_routes
 from couponapi.api.v1 import routes as v1
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pool = await create_pool(database_url, settings)
+        tune_garbage_collector()
         sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))
         sweeper = asyncio.create_task(sweep_expired_keys_forever(app.state.pool))
         try:
@@ -58,6 +61,7 @@ def create_app(settings: Settings) -> Starlette:
 
     dashboard = Dashboard()  # the live page, its stats and the race button
     handlers = dashboard.count_refusals(exception_handlers())
+    claim_routes = [v2_claims.claim_route(), *v1.give_routes()]
     app = Starlette(
         routes=[
             *v1.routes(),
@@ -68,7 +72,11 @@ def create_app(settings: Settings) -> Starlette:
             *dashboard.routes(),
         ],
         exception_handlers=handlers,
-        middleware=middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
+        middleware=[
+            *middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
+            # Innermost: request ids, metrics, headers, CORS and the rate limit wrap it.
+            Middleware(ClaimLane, routes=claim_routes, handlers=handlers),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

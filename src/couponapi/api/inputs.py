@@ -19,6 +19,7 @@ from uuid import UUID
 import msgspec
 from starlette.requests import Request
 
+from couponapi.api import fastpath
 from couponapi.api.deps import settings_of
 from couponapi.db.queries import Keyset
 
@@ -47,17 +48,12 @@ def parse_uuid(value: str, what: str = "coupon id") -> UUID:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 as soon as it passes `limit` bytes (a declared
-    Content-Length over it is refused before anything is read)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise InvalidRequest(413, f"request body over {limit} bytes")
-    body = b""
-    async for chunk in request.stream():  # raises ClientDisconnect if the client goes
-        body += chunk
-        if len(body) > limit:
-            raise InvalidRequest(413, f"request body over {limit} bytes")
-    return body
+    """The raw body, refused with 413 as soon as it passes `limit` bytes (read on the fast
+    path: api/fastpath.py)."""
+    try:
+        return await fastpath.read_body(request, limit)
+    except fastpath.BodyTooLarge:
+        raise InvalidRequest(413, f"request body over {limit} bytes") from None
 
 
 def decode_json_object(body: bytes) -> dict[str, Any] | None:

@@ -169,5 +169,10 @@ def routes() -> list[BaseRoute]:
         Route(f"{PREFIX}/all", list_coupons, methods=["GET"]),
         Route(f"{PREFIX}/create", create_coupon, methods=["POST"]),
         Route(f"{PREFIX}/{{coupon_id:v1_coupon_id}}", get_coupon, methods=["GET"]),
-        *(give_route(strategy) for strategy in GIVE_STRATEGIES),
+        *give_routes(),
     ]
+
+
+def give_routes() -> list[Route]:
+    """A give route per strategy: they take the crowd (api.fastpath.ClaimLane serves them)."""
+    return [give_route(strategy) for strategy in GIVE_STRATEGIES]

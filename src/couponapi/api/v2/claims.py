@@ -158,10 +158,15 @@ async def redeem(request: Request) -> Response:
     return json_response(await claims.redeem(pool_of(request), code))
 
 
+def claim_route() -> Route:
+    """The route that takes the crowd (api.fastpath.ClaimLane serves it)."""
+    return Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"])
+
+
 def routes() -> list[BaseRoute]:
     """The v2 claim routes."""
     return [
-        Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"]),
+        claim_route(),
         Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claims_of_coupon, methods=["GET"]),
         Route(f"{PREFIX}/users/{{user_id}}/claims", claims_of_user, methods=["GET"]),
         Route(f"{PREFIX}/claims/redeem", redeem, methods=["POST"]),
