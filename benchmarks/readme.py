@@ -1,7 +1,8 @@
-"""`python -m benchmarks.readme`: put the figures of results/latest.json into README.md.
+"""`python -m benchmarks.readme`: put the figures of results/latest.json into the docs.
 
-Rewrites only what lies between the `<!-- measured:... -->` markers: the strategy table's
-measured column and the Performance section's tables. The prose around them is written by hand.
+Rewrites only what lies between `<!-- measured:NAME -->` and `<!-- /measured:NAME -->`:
+README.md holds the run line and the strategies table, docs/performance.md the run line and
+the goals, pgbench and servers tables (PAGES). The prose around them is written by hand.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from typing import Any
 from benchmarks.report import find, standing
 from benchmarks.scenarios import GO_ORIGINAL_CLAIMS_PER_S
 
-README = Path(__file__).parents[1] / "README.md"
+ROOT = Path(__file__).parents[1]
 LATEST = Path(__file__).with_name("results") / "latest.json"
+# Each page and the blocks it holds, in the order they appear.
+PAGES: dict[Path, tuple[str, ...]] = {
+    ROOT / "README.md": ("run", "strategies"),
+    ROOT / "docs" / "performance.md": ("run", "goals", "pgbench", "servers"),
+}
 Record = dict[str, Any]
 
 
@@ -27,32 +33,42 @@ def _claims(r: Record | None) -> str:
     return f"{r['ok_per_s']:,.0f}"
 
 
+def header(run: Record) -> str:
+    machine = run["machine"]
+    return (
+        f"Run of {run['started']}{' (--quick)' if run['quick'] else ''}: "
+        f"{machine['cores']} cores ({machine['cpu']}), {run['postgres']}, "
+        f"{run['server']} with {run['workers']} workers, {machine['wrk'].split(' Copyright')[0]}."
+    )
+
+
 def strategies(run: Record) -> str:
     rows = [
-        "| strategy | route | claims/s, 1 hot coupon, 100 connections | 1,000 connections (p99) "
-        "| 100 connections over 1,000 coupons |",
+        "| strategy | safe? | claims/s, 1 hot coupon, 100 connections "
+        "| 1,000 connections (p99) | 100 connections over 1,000 coupons |",
         "| --- | --- | ---: | ---: | ---: |",
     ]
-    seen = dict.fromkeys((r["api"], r["strategy"], r["target"]) for r in run["claims"]
+    seen = dict.fromkeys((r["api"], r["strategy"]) for r in run["claims"]
                          if r["scenario"] == "hot-100")  # fmt: skip
-    for api, strategy, target in seen:
-        hot = find(run["claims"], strategy, api, "hot-100")
-        crowd = find(run["claims"], strategy, api, "hot-1000")
-        spread = find(run["claims"], strategy, api, "spread-100")
+    for api, strategy in seen:
+        hot, crowd, spread = (find(run["claims"], strategy, api, scenario)
+                              for scenario in ("hot-100", "hot-1000", "spread-100"))  # fmt: skip
+        runs = [r for r in (hot, crowd, spread) if r is not None]
+        safe = "yes" if all(r["safe"] and r["ok"] for r in runs) else "**no**"
         p99 = f" ({crowd['p99_ms']:,.0f} ms)" if crowd and crowd["ok"] else ""
-        rows.append(f"| `{strategy}` ({api}) | {target.split(' ', 2)[-1]} | {_claims(hot)} "
+        rows.append(f"| {api} `{strategy}` | {safe} | {_claims(hot)} "
                     f"| {_claims(crowd)}{p99} | {_claims(spread)} |")  # fmt: skip
     return "\n".join(rows)
 
 
-def targets(run: Record, default: str) -> str:
+def goals(run: Record, default: str) -> str:
     claims = run["claims"]
     found = standing(run, default)
     original = find(claims, "locking", "v1", "original")
     sold = [r for r in claims if r["scenario"] == "sold-out-100"]
     get = next((r for r in claims if r["scenario"] == "get-100"), None)
     rounds = f"median of {len(found.pairs)} pairs run in turn" if len(found.pairs) > 1 else ""
-    rows = ["| target of the issue | measured in this run | met? |", "| --- | --- | --- |"]
+    rows = ["| goal | measured | met? |", "| --- | --- | --- |"]
     if found.pairs:
         x_go = found.rate / GO_ORIGINAL_CLAIMS_PER_S
         rates = ", ".join(f"{best['ok_per_s']:,.0f}" for _, best in found.pairs)
@@ -101,9 +117,8 @@ def pgbench(run: Record) -> str:
 
 
 def servers(run: Record) -> str:
-    rows = ["| endpoint | " + " | ".join(dict.fromkeys(r["server"] for r in run["servers"])) + " |"]
     names = list(dict.fromkeys(r["server"] for r in run["servers"]))
-    rows.append("| --- |" + " ---: |" * len(names))
+    rows = ["| endpoint | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
     for key in dict.fromkeys((r["target"], r["scenario"]) for r in run["servers"]):
         cells = []
         for name in names:
@@ -114,10 +129,11 @@ def servers(run: Record) -> str:
     return "\n".join(rows)
 
 
-def splice(text: str, name: str, body: str) -> str:
+def splice(text: str, name: str, body: str, page: Path) -> str:
+    """`text` with the block `name` holding `body`; exits when the page lacks the block."""
     pattern = re.compile(rf"(<!-- measured:{name} -->\n).*?(\n<!-- /measured:{name} -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no <!-- measured:{name} --> block")
+        raise SystemExit(f"{page.relative_to(ROOT)} has no <!-- measured:{name} --> block")
     return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
 
 
@@ -125,19 +141,19 @@ def main() -> None:
     from couponapi.config import Settings
 
     run = json.loads(LATEST.read_text())
-    default = Settings().claim_strategy
-    text = README.read_text()
-    header = (
-        f"Run of {run['started']}{' (--quick)' if run['quick'] else ''}: "
-        f"{run['machine']['cores']} cores ({run['machine']['cpu']}), {run['postgres']}, "
-        f"{run['server']} with {run['workers']} workers, {run['machine']['wrk']}."
-    )
-    for name, body in (("run", header), ("strategies", strategies(run)),
-                       ("targets", targets(run, default)), ("pgbench", pgbench(run)),
-                       ("servers", servers(run))):  # fmt: skip
-        text = splice(text, name, body)
-    README.write_text(text)
-    print("README.md updated from", LATEST)
+    blocks = {
+        "run": header(run),
+        "strategies": strategies(run),
+        "goals": goals(run, Settings().claim_strategy),
+        "pgbench": pgbench(run),
+        "servers": servers(run),
+    }
+    for page, names in PAGES.items():
+        text = page.read_text()
+        for name in names:
+            text = splice(text, name, blocks[name], page)
+        page.write_text(text)
+        print(f"{page.relative_to(ROOT)} updated from {LATEST.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

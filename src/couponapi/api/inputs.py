@@ -77,6 +77,11 @@ def convert[T](data: dict[str, Any], model: type[T]) -> T:
         raise InvalidRequest(422, str(error)) from None
 
 
+# No control characters (NUL above all, which PostgreSQL text cannot hold): refused with 422
+# before any write, so even the naive strategy cannot half-write on a bad id, and a batch of
+# group commit cannot fail for one claim's text. `(?![\s\S])` is the true end of the string
+# (Python's `$` also matches before a last \n).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$(?![\s\S])"
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_KEY_LENGTH = 255

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from couponapi.api.auth import require_admin
 from couponapi.api.deps import pool_of, settings_of
 from couponapi.api.inputs import (
+    PRINTABLE,
     InvalidRequest,
     convert,
     decode_json_object,
@@ -25,7 +26,6 @@ from couponapi.api.inputs import (
 from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response
 from couponapi.api.v1.wire import (
-    PRINTABLE,
     CouponCreateV1,
     CouponV1,
     ErrorV1,

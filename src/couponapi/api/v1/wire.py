@@ -9,14 +9,11 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
+from couponapi.api.inputs import PRINTABLE
 from couponapi.domain.claims import Grant
 from couponapi.domain.coupons import Coupon
 
 Quantity = Annotated[int, Meta(ge=0, le=2_147_483_647)]
-# No control characters (NUL above all, which PostgreSQL text cannot hold): refused with 422
-# here, before any write, so even the naive strategy cannot half-write on a bad id.
-# `(?![\s\S])` is the true end of the string (Python's `$` also matches before a last \n).
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$(?![\s\S])"
 UserId = Annotated[str, Meta(min_length=1, max_length=128, pattern=PRINTABLE)]
 
 

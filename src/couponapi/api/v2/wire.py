@@ -13,8 +13,7 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from couponapi.api.inputs import CURSOR_PATTERN, MAX_PAGE
-from couponapi.api.v1.wire import PRINTABLE
+from couponapi.api.inputs import CURSOR_PATTERN, MAX_PAGE, PRINTABLE
 from couponapi.api.v2.problems import Problem
 from couponapi.domain.claims import Claim
 from couponapi.domain.codes import TYPED_PATTERN
