@@ -18,6 +18,11 @@ import httpx
 from couponapi.app import create_app
 from couponapi.config import Settings
 
+# The credentials of every test server (tests.v2_support mints user tokens with the secret).
+TOKEN = "test-admin-token"
+JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
+CREDENTIALS_ENV = {"COUPONAPI_ADMIN_TOKEN": TOKEN, "COUPONAPI_JWT_SECRET": JWT_SECRET}
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -39,7 +44,8 @@ class RunningServer:
 def running_server(
     database_url: str, workers: int = 2, env: dict[str, str] | None = None
 ) -> Iterator[RunningServer]:
-    """Run `couponapi serve --workers N` against `database_url` until the block ends."""
+    """Run `couponapi serve --workers N` against `database_url` until the block ends, with
+    the tests' admin token and JWT secret unless `env` says otherwise."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -52,7 +58,7 @@ def running_server(
             "--workers",
             str(workers),
         ],
-        env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
+        env={**os.environ, "DATABASE_URL": database_url, **CREDENTIALS_ENV, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

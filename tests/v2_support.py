@@ -15,11 +15,10 @@ import httpx
 from couponapi.app import create_app
 from couponapi.config import Settings
 from couponapi.identity.tokens import mint
-from tests.support import DefaultCredential
+from tests.support import JWT_SECRET, TOKEN, DefaultCredential
 
-TOKEN = "test-admin-token"
+__all__ = ["JWT_SECRET", "TOKEN"]  # re-exported: the v2 tests take them from here
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
 V2 = "/api/v2"
 
 
