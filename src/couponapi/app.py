@@ -129,6 +129,7 @@ def create_app(settings: Settings) -> CouponApp:
     )
     app.state.settings = settings
     app.state.authenticator = authenticator
+    app.state.keyring = keyring
     return app
 
 

@@ -3,10 +3,12 @@
 A claim with a server key reads this cache, not the database. A background task reloads
 the whole (small) table every REFRESH_S; a lookup on a snapshot older than MAX_AGE_S reloads
 first (the task may be late behind a busy event loop), so a key revoked in the database is
-refused by every process within MAX_AGE_S. An unknown lookup reloads at most every MISS_S,
-so a key just made works everywhere at once, while a flood of made-up keys costs at most
-1 / MISS_S queries a second. Reloads are a plain SELECT: no LISTEN, no session state, so it
-works the same through a transaction-pooling PgBouncer. Concurrent reloads share one query.
+refused by every process within MAX_AGE_S: a snapshot is as old as its query's start. A key
+unknown to the snapshot waits for a reload that started after it was asked, at most one per
+MISS_S: a key just made works everywhere at once, and a flood of made-up keys costs at most
+1 / MISS_S queries a second (and each of them MISS_S of waiting, no connection held).
+Reloads are a plain SELECT: no LISTEN, no session state, so it works the same through a
+transaction-pooling PgBouncer. Concurrent reloads share one query.
 """
 
 from __future__ import annotations
@@ -41,9 +43,21 @@ class KeyRing:
         lookup = lookup_of(key)
         if lookup is None:
             return None
-        age = self._clock() - self._loaded_at
+        asked = self._clock()
         found = self._keys.get(lookup)
-        if age > MAX_AGE_S or (found is None and age > MISS_S):
+        if found is None:
+            # Unknown here: perhaps made since the last reload. Wait until that one is MISS_S
+            # old, then make sure a reload started after this request was asked (a flood of
+            # made-up keys shares one query per MISS_S; two rounds at most).
+            wait = self._loaded_at + MISS_S - asked
+            if wait > 0:
+                await asyncio.sleep(wait)
+            for _ in range(2):
+                if self._loaded_at >= asked:
+                    break
+                await self.refresh()
+            found = self._keys.get(lookup)
+        elif asked - self._loaded_at > MAX_AGE_S:
             await self.refresh()
             found = self._keys.get(lookup)
         return found if found is not None and matches(key, found) else None

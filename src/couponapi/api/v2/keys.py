@@ -22,11 +22,18 @@ from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response
 from couponapi.api.v2.problems import PREFIX, Problem
 from couponapi.api.v2.wire import AUTH, INVALID
+from couponapi.identity.keyring import KeyRing
 from couponapi.identity.keys import NAME
 from couponapi.services import keys
 from couponapi.services.keys import ApiKey
 
 TAGS = ("v2 keys (admin)",)
+
+
+def keyring_of(request: Request) -> KeyRing:
+    """The process's key ring (create_app puts it in app.state)."""
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
 KeyName = Annotated[str, Meta(pattern=NAME)]
 
 
@@ -81,6 +88,7 @@ async def create_key(request: Request) -> Response:
     await require_admin(request)
     body = await read_json(request, KeyCreate)
     record, key = await keys.create_key(pool_of(request), body.name, body.scope)
+    await keyring_of(request).refresh()  # this process knows it at once (others within 1 s)
     public = KeyPublic.of(record)
     made = KeyCreated(public.name, public.scope, public.created_at, public.revoked_at, key=key)
     return json_response(made, status=201)
@@ -114,6 +122,7 @@ async def revoke_key(request: Request) -> Response:
     """Revoke an API key (admin)."""
     await require_admin(request)
     revoked = await keys.revoke_key(pool_of(request), request.path_params["name"])
+    await keyring_of(request).refresh()  # refused here at once, everywhere within a second
     return json_response(KeyPublic.of(revoked))
 
 
