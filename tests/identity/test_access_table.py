@@ -29,7 +29,9 @@ async def list_coupons(w: World, h: dict[str, str]) -> httpx.Response:
 
 
 async def claim_for_alice(w: World, h: dict[str, str]) -> httpx.Response:
-    return await w.client.post(f"{V2}/coupons/{w.coupon_id}/claims", json={"user_id": "alice"}, headers=h)  # fmt: skip
+    return await w.client.post(
+        f"{V2}/coupons/{w.coupon_id}/claims", json={"user_id": "alice"}, headers=h
+    )
 
 
 async def claim_with_no_body(w: World, h: dict[str, str]) -> httpx.Response:
@@ -37,7 +39,9 @@ async def claim_with_no_body(w: World, h: dict[str, str]) -> httpx.Response:
 
 
 async def claim_for_carol(w: World, h: dict[str, str]) -> httpx.Response:
-    return await w.client.post(f"{V2}/coupons/{w.coupon_id}/claims", json={"user_id": "carol"}, headers=h)  # fmt: skip
+    return await w.client.post(
+        f"{V2}/coupons/{w.coupon_id}/claims", json={"user_id": "carol"}, headers=h
+    )
 
 
 async def list_bobs_claims(w: World, h: dict[str, str]) -> httpx.Response:
@@ -61,15 +65,21 @@ async def release_alices(w: World, h: dict[str, str]) -> httpx.Response:
 
 
 async def redeem_bobs(w: World, h: dict[str, str]) -> httpx.Response:
-    return await w.client.post(f"{V2}/claims/redeem", json={"code": w.claims["bob"]["code"]}, headers=h)  # fmt: skip
+    return await w.client.post(
+        f"{V2}/claims/redeem", json={"code": w.claims["bob"]["code"]}, headers=h
+    )
 
 
 async def redeem_alices(w: World, h: dict[str, str]) -> httpx.Response:
-    return await w.client.post(f"{V2}/claims/redeem", json={"code": w.claims["alice"]["code"]}, headers=h)  # fmt: skip
+    return await w.client.post(
+        f"{V2}/claims/redeem", json={"code": w.claims["alice"]["code"]}, headers=h
+    )
 
 
 async def create_coupon(w: World, h: dict[str, str]) -> httpx.Response:
-    return await w.client.post(f"{V2}/coupons", json={"name": "n", "type": "t", "quantity": 1}, headers=h)  # fmt: skip
+    return await w.client.post(
+        f"{V2}/coupons", json={"name": "n", "type": "t", "quantity": 1}, headers=h
+    )
 
 
 async def change_coupon(w: World, h: dict[str, str]) -> httpx.Response:
