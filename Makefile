@@ -2,19 +2,31 @@
 # a private PostgreSQL). `make help` lists the targets.
 VENV ?= .venv
 BIN := $(VENV)/bin
-READY := $(VENV)/.installed
+# One venv; each stamp marks the extras of uv.lock installed for a target (scripts/bootstrap-venv).
+SERVE_READY := $(VENV)/.serve-ready
+TEST_READY := $(VENV)/.test-ready
+BENCH_READY := $(VENV)/.bench-ready
 BROWSER := $(VENV)/.browser
+LOCK := pyproject.toml uv.lock scripts/bootstrap-venv
 
 .PHONY: help serve test pytest lint format clean bench bench-ratelimit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(READY): pyproject.toml scripts/bootstrap-venv
-	./scripts/bootstrap-venv $(VENV)
+$(SERVE_READY): $(LOCK)
+	./scripts/bootstrap-venv $(VENV) loadtest
 	touch $@
 
-serve: $(READY) ## serve the API on :1323 (ARGS="--workers 2 --host 0.0.0.0" to change)
+$(TEST_READY): $(LOCK)
+	./scripts/bootstrap-venv $(VENV) loadtest chart dev
+	touch $@
+
+$(BENCH_READY): $(LOCK)
+	./scripts/bootstrap-venv $(VENV) loadtest bench
+	touch $@
+
+serve: $(SERVE_READY) ## serve the API on :1323 (ARGS="--workers 2 --host 0.0.0.0" to change)
 	$(BIN)/couponapi serve $(ARGS)
 
 test: lint pytest ## lint, type-check, then run the whole test suite
@@ -23,24 +35,23 @@ $(BROWSER): scripts/ensure-chromium
 	./scripts/ensure-chromium
 	touch $@
 
-pytest: $(READY) $(BROWSER) ## run the test suite only (ARGS="-k name" to select)
+pytest: $(TEST_READY) $(BROWSER) ## run the test suite only (ARGS="-k name" to select)
 	$(BIN)/pytest $(ARGS)
 
-lint: $(READY) ## ruff and mypy --strict
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: $(TEST_READY) ## ruff and mypy --strict (src, tests, benchmarks)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-format: $(READY) ## apply ruff's formatting and safe fixes
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+format: $(TEST_READY) ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
 
-bench: $(READY) ## benchmark suite, ~15 min (ARGS="--quick" for a short run); see benchmarks/results
+bench: $(BENCH_READY) ## benchmark suite, ~15 min (ARGS="--quick" for a short run); see benchmarks/results
 	./benchmarks/ensure-tools
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run $(ARGS)
 
-bench-ratelimit: $(READY) ## what the claim rate limiter costs, off vs on (~1.5 min)
+bench-ratelimit: $(BENCH_READY) ## what the claim rate limiter costs, off vs on (~1.5 min)
 	./benchmarks/ensure-tools
 	$(BIN)/python -m benchmarks.ratelimit
 

@@ -12,7 +12,6 @@ DATABASE_URL (benchmarks.service.running_service starts it so). Benchmark-only.
 from __future__ import annotations
 
 import argparse
-import gc
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -58,8 +57,6 @@ def app() -> ASGIApp:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 pools.append(await create_pool(url, settings))
-                gc.freeze()  # as the app's lifespan does
-                gc.set_threshold(50_000, 20, 100)
                 await send({"type": "lifespan.startup.complete"})
             await pools[0].close()
             await send({"type": "lifespan.shutdown.complete"})

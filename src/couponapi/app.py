@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from couponapi import metrics
 from couponapi.api import health
-from couponapi.api.claim_lane import ClaimLane
 from couponapi.api.errors import exception_handlers
 from couponapi.api.middleware import middleware_stack
 from couponapi.api.openapi import SWAGGER_PAGE, DocumentGenerator, docs_routes
@@ -40,30 +36,7 @@ API_INFO = {
 }
 
 
-class CouponApp(Starlette):
-    """Starlette with our middleware outside its own ServerErrorMiddleware, not inside it.
-
-    Starlette runs ServerErrorMiddleware -> user middleware -> ExceptionMiddleware -> router,
-    so the 500 it answers skips the user middleware: no X-Request-ID for the client to quote,
-    no security headers. Here it is `outer` (outermost first) -> ServerErrorMiddleware ->
-    ExceptionMiddleware -> router: a 500 goes out through RequestContext like any answer. A
-    claim, served by ClaimLane (the innermost of `outer`), passes no Starlette layer at all;
-    ClaimLane answers its routes' 500s itself (api/claim_lane).
-    """
-
-    def __init__(self, *, outer: Sequence[Middleware], **options: Any) -> None:
-        super().__init__(**options)
-        front: ASGIApp = super().__call__  # Starlette's own stack, behind `outer`
-        for cls, args, kwargs in reversed(outer):
-            front = cls(front, *args, **kwargs)
-        self._front = front
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["app"] = self  # what Starlette's __call__ does first; endpoints read app.state
-        await self._front(scope, receive, send)
-
-
-def create_app(settings: Settings) -> CouponApp:
+def create_app(settings: Settings) -> Starlette:
     """The app for `settings`; `settings.database_url` must name the database to use."""
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (serve sets it)")
@@ -73,15 +46,6 @@ def create_app(settings: Settings) -> CouponApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pool = await create_pool(database_url, settings)
-        # Everything loaded so far lives as long as the process: out of the garbage
-        # collector's sight, a full collection no longer walks it (measured: the collector
-        # took ~6% of a worker under a crowd, docs/performance.md).
-        gc.freeze()
-        # A claim allocates hundreds of short-lived containers: at the default threshold
-        # (700) the young generation was collected every few requests, ~6% of a worker's
-        # samples; every 50,000 allocations costs a few MB and saved ~13% of the event
-        # loop's CPU per v1 claim (docs/performance.md).
-        gc.set_threshold(50_000, 20, 100)
         sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))
         sweeper = asyncio.create_task(sweep_expired_keys_forever(app.state.pool))
         keys = asyncio.create_task(keyring.refresh_forever())
@@ -107,10 +71,8 @@ def create_app(settings: Settings) -> CouponApp:
 
     dashboard = Dashboard()  # the live page, its stats and the race button
     handlers = dashboard.count_refusals(exception_handlers())
-    claim_routes = [*v2_claims.claim_routes(), *(v1.claim_routes() if v1_on else [])]
-    app = CouponApp(
+    app = Starlette(
         routes=[
-            *claim_routes,  # served by ClaimLane; listed for the OpenAPI document and 405s
             *(v1.routes() if v1_on else []),
             *v2_coupons.routes(),
             *v2_claims.routes(),
@@ -121,10 +83,7 @@ def create_app(settings: Settings) -> CouponApp:
             *dashboard.routes(),
         ],
         exception_handlers=handlers,
-        outer=[
-            *middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
-            Middleware(ClaimLane, routes=claim_routes, handlers=handlers),  # innermost
-        ],
+        middleware=middleware_stack(settings, html_pages=[SWAGGER_PAGE, dashboard.page]),
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -133,6 +92,6 @@ def create_app(settings: Settings) -> CouponApp:
     return app
 
 
-def app_from_environment() -> CouponApp:
+def app_from_environment() -> Starlette:
     """Factory for the server's workers: settings come from the environment `serve` prepared."""
     return create_app(Settings())

@@ -18,6 +18,7 @@ from starlette.types import ExceptionHandler
 
 from couponapi import metrics
 from couponapi.api.inputs import InvalidRequest
+from couponapi.api.middleware import headers_outside
 from couponapi.api.v1.wire import ErrorV1
 from couponapi.api.v2 import problems
 from couponapi.db.pool import TIMED_OUT, UNAVAILABLE
@@ -104,7 +105,7 @@ async def _bad_text(request: Request, error: Exception) -> Response:
 
 async def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _answer(request, error, 500, "internal error")
+    return _answer(request, error, 500, "internal error", headers_outside())
 
 
 def exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:

@@ -15,13 +15,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 from uuid import UUID
 
 import msgspec
 from msgspec import Meta
-from starlette.requests import ClientDisconnect, Request
-from starlette.types import Scope
+from starlette.requests import Request
 
 from couponapi.api.deps import settings_of
 from couponapi.db.queries import Keyset
@@ -50,42 +48,18 @@ def parse_uuid(value: str, what: str = "coupon id") -> UUID:
         raise InvalidRequest(400, f"malformed {what} {value[:64]!r}: expected a UUID") from None
 
 
-def header(request: Request, name: bytes) -> str | None:
-    """The first value of the header `name` (lower case, as ASGI servers give names), as
-    `request.headers.get` reads it, without building a Headers object for the claim path."""
-    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 as soon as it passes `limit` bytes."""
-    declared = header(request, b"content-length")
-    length = int(declared) if declared is not None and declared.isdigit() else None
-    if length is not None and length > limit:
+    """The raw body, refused with 413 as soon as it passes `limit` bytes (a declared
+    Content-Length over it is refused before anything is read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise InvalidRequest(413, f"request body over {limit} bytes")
-    if length == 0:
-        return b""
-    # ASGI messages read directly: request.stream() is an async generator per request.
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
+    body = b""
+    async for chunk in request.stream():  # raises ClientDisconnect if the client goes
+        body += chunk
+        if len(body) > limit:
             raise InvalidRequest(413, f"request body over {limit} bytes")
-        chunks.append(chunk)
-        # HTTP ends the body after Content-Length bytes: stop there. granian announces the
-        # end in one more, empty message, and every receive() is a hand-over between its
-        # Rust threads and the event loop (~50 us of server CPU a claim, docs/performance.md).
-        more = message.get("more_body", False) and size != length
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return body
 
 
 def decode_json_object(body: bytes) -> dict[str, Any] | None:
@@ -139,22 +113,6 @@ async def read_json[T](request: Request, model: type[T]) -> T:
         raise InvalidRequest(422, f"malformed JSON body: {error}") from None
 
 
-def named_strategy(scope: Scope) -> str | None:
-    """The claim strategy a request names with `?strategy=` (the last, if twice), else None.
-
-    What Starlette's `request.query_params.get("strategy")` gives, without building them all:
-    a claim's endpoint and its metrics both ask. A query with no escapes is just split."""
-    # str, not bytes: `b"..." in bytes` first tries its operand as an int (~250 ns a test).
-    text = scope["query_string"].decode("latin-1")
-    if "strategy" not in text and "%" not in text:  # the name cannot be in it
-        return None
-    if "%" in text or "+" in text:
-        pairs = parse_qsl(text, keep_blank_values=True)
-    else:
-        pairs = [(name, value) for name, _, value in (p.partition("=") for p in text.split("&"))]
-    return dict(pairs).get("strategy")
-
-
 def path_uuid(request: Request, name: str) -> UUID:
     """A UUID path parameter; 422 when it is not one."""
     value: str = request.path_params[name]
@@ -205,7 +163,7 @@ def page_cursor(request: Request) -> Keyset | None:
 
 def idempotency_key(request: Request) -> str | None:
     """The Idempotency-Key header: 1..255 visible ASCII characters, or absent."""
-    key = header(request, b"idempotency-key")
+    key = request.headers.get("idempotency-key")
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(33 <= ord(c) <= 126 for c in key):

@@ -44,6 +44,17 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
+def headers_outside() -> dict[str, str]:
+    """The headers RequestContext adds, for an answer sent outside it: Starlette's
+    ServerErrorMiddleware, which sends the 500, wraps every middleware of the app. The request
+    id is still the one of the request that failed (RequestContext keeps it set on error)."""
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        headers["X-Request-ID"] = request_id
+    return headers
+
+
 def content_security_policy(pages: Iterable[str]) -> str:
     """A CSP for our HTML pages: own assets only, plus the inline scripts of `pages` by hash.
 
@@ -95,7 +106,6 @@ class RequestContext:
         self.csp = (b"content-security-policy", csp.encode())
         self.metrics_enabled = metrics_enabled
         self.access_log = access_log
-        self._labels: dict[tuple[int, str, int], tuple[str, str, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,21 +148,14 @@ class RequestContext:
         REQUEST_ID.reset(context)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = scope.get("route")
-        # Routes live as long as the app, so their ids stay theirs; every label is bounded
-        # (route templates, methods, statuses), so this cache is too.
-        key = (id(route), scope["method"], status)
-        labels = self._labels.get(key)
-        if labels is None:
-            path = getattr(route, "path", None) or "unmatched"
-            labels = self._labels[key] = (path, scope["method"], str(status))
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
         if self.metrics_enabled:
-            metrics.TALLY.request(labels, seconds)
+            metrics.request_child(route, scope["method"], status).observe(seconds)
         if self.access_log:
             log.info(
                 "%s %s %d",
                 scope["method"],
-                labels[0],
+                route,
                 status,
                 extra={"fields": {"status": status, "ms": round(seconds * 1000, 3)}},
             )

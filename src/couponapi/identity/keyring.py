@@ -66,6 +66,9 @@ class KeyRing:
         """Reload the keys (one query shared by every caller waiting at the same time)."""
         if self._loading is None:
             self._loading = asyncio.ensure_future(self._reload())
+            # Its waiters may all be gone (cancelled, the app shutting down): its failure is
+            # theirs to see, not the event loop's to log as never retrieved.
+            self._loading.add_done_callback(_retrieved)
         loading = self._loading
         try:
             await asyncio.shield(loading)
@@ -87,3 +90,8 @@ class KeyRing:
             except Exception as error:  # the database may be down: lookups retry themselves
                 log.warning("reloading the API keys failed, retrying: %r", error)
             await asyncio.sleep(every)
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()

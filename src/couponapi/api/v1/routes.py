@@ -11,21 +11,18 @@ from uuid import UUID, uuid4
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
-from couponapi.api.asgi_route import AsgiRoute
 from couponapi.api.auth import require_admin
 from couponapi.api.deps import pool_of, settings_of
 from couponapi.api.inputs import (
     InvalidRequest,
     convert,
     decode_json_object,
-    header,
     parse_uuid,
     read_body,
 )
 from couponapi.api.openapi import operation
-from couponapi.api.responses import json_response, send_json
+from couponapi.api.responses import json_response
 from couponapi.api.v1.wire import (
     CouponCreateV1,
     CouponV1,
@@ -96,7 +93,7 @@ async def create_coupon(request: Request) -> Response:
 
 
 async def _user_id(request: Request, limit: int) -> str:
-    in_header = header(request, b"x-user-id")
+    in_header = request.headers.get("x-user-id")
     if in_header is not None:
         return convert({"userId": in_header}, GiveV1).userId or str(uuid4())
     data = decode_json_object(await read_body(request, limit))
@@ -104,7 +101,7 @@ async def _user_id(request: Request, limit: int) -> str:
     return given or str(uuid4())
 
 
-def give_endpoint(strategy: str) -> AsgiRoute:
+def give_route(strategy: str) -> Route:
     """The POST route that gives a coupon with `strategy` (couponapi.strategies.GIVE_STRATEGIES)."""
     described = GIVE_STRATEGIES[strategy]
 
@@ -124,29 +121,24 @@ def give_endpoint(strategy: str) -> AsgiRoute:
             422: (ErrorV1, "userId empty or too long."),
         },
     )
-    async def give(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+    async def give(request: Request) -> Response:
         settings = settings_of(request)
         if strategy == "naive" and not settings.enable_naive:
             raise StrategyDisabled(strategy)
         coupon_id: UUID = parse_uuid(request.path_params["coupon_id"])
         user_id = await _user_id(request, settings.max_body_bytes)
         grant = await claims.give(pool_of(request), strategy, coupon_id, user_id)
-        await send_json(send, GrantV1.of(grant))
+        return json_response(GrantV1.of(grant))
 
-    # Plain ASGI (api/asgi_route): these routes take the crowd.
-    return AsgiRoute(f"{PREFIX}/{described.segment}/{{coupon_id}}", give, methods=["POST"])
+    return Route(f"{PREFIX}/{described.segment}/{{coupon_id}}", give, methods=["POST"])
 
 
 def routes() -> list[BaseRoute]:
-    """The v1 coupon routes; /all is listed before /{coupon_id} so it is not read as an id."""
+    """The v1 routes, a give route per strategy; /all is listed before /{coupon_id} so it is
+    not read as an id."""
     return [
         Route(f"{PREFIX}/all", list_coupons, methods=["GET"]),
         Route(f"{PREFIX}/create", create_coupon, methods=["POST"]),
         Route(f"{PREFIX}/{{coupon_id}}", get_coupon, methods=["GET"]),
+        *(give_route(strategy) for strategy in GIVE_STRATEGIES),
     ]
-
-
-def claim_routes() -> list[AsgiRoute]:
-    """The give routes, one per strategy: they take the crowd (served by api.claim_lane)."""
-    return [give_endpoint(strategy) for strategy in GIVE_STRATEGIES]

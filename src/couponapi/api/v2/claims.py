@@ -9,16 +9,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
-from couponapi.api.asgi_route import AsgiRoute
 from couponapi.api.auth import authenticate, may_see_user, require_admin, require_server
 from couponapi.api.claimant import claimant
 from couponapi.api.deps import pool_of, settings_of
 from couponapi.api.inputs import (
     InvalidRequest,
     idempotency_key,
-    named_strategy,
     page_cursor,
     page_limit,
     page_of,
@@ -26,7 +23,7 @@ from couponapi.api.inputs import (
     read_json,
 )
 from couponapi.api.openapi import operation
-from couponapi.api.responses import json_response, send_json
+from couponapi.api.responses import json_response
 from couponapi.api.v2.problems import PREFIX, Problem
 from couponapi.api.v2.wire import (
     AUTH,
@@ -44,7 +41,6 @@ from couponapi.domain.codes import normalize_code
 from couponapi.services import claims
 from couponapi.strategies import CLAIM_STRATEGIES
 
-REPLAYED = ((b"idempotent-replayed", b"true"),)
 KEY = (("Idempotency-Key", "Retries with the same key get the first answer (kept 24 h)."),)
 NOT_LIVE = (Problem, "The claim was released or redeemed already.")
 
@@ -72,20 +68,21 @@ NOT_LIVE = (Problem, "The claim was released or redeemed already.")
         422: (Problem, "Malformed input, unknown strategy, or the key was used for another body."),
     },
 )
-async def claim(scope: Scope, receive: Receive, send: Send) -> None:
-    """Claim a coupon for a user (plain ASGI: the route that takes the crowd, api/asgi_route)."""
-    request = Request(scope, receive)
+async def claim(request: Request) -> Response:
+    """Claim a coupon for a user."""
     principal = await authenticate(request)
     settings = settings_of(request)
-    named = named_strategy(scope)
-    strategy = settings.claim_strategy if named is None else named
+    strategy = request.query_params.get("strategy", settings.claim_strategy)
     if strategy not in CLAIM_STRATEGIES:
         raise InvalidRequest(422, f"unknown strategy {strategy!r}: one of {list(CLAIM_STRATEGIES)}")
     coupon_id = path_uuid(request, "coupon_id")
     key = idempotency_key(request)
     user_id = await claimant(request, principal)
     claimed = await claims.claim(pool_of(request), strategy, coupon_id, ClaimRequest(user_id, key))
-    await send_json(send, claimed.claim, 201, REPLAYED if claimed.replayed else ())
+    response = json_response(claimed.claim, 201)
+    if claimed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _page(found: list[Claim], limit: int) -> Response:
@@ -175,14 +172,10 @@ async def redeem(request: Request) -> Response:
     return json_response(await claims.redeem(pool_of(request), code))
 
 
-def claim_routes() -> list[AsgiRoute]:
-    """The route that takes the crowd (served by api.claim_lane)."""
-    return [AsgiRoute(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"])]
-
-
 def routes() -> list[BaseRoute]:
-    """Every other v2 claim route."""
+    """The v2 claim routes."""
     return [
+        Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claim, methods=["POST"]),
         Route(f"{PREFIX}/coupons/{{coupon_id}}/claims", claims_of_coupon, methods=["GET"]),
         Route(f"{PREFIX}/users/{{user_id}}/claims", claims_of_user, methods=["GET"]),
         Route(f"{PREFIX}/claims/redeem", redeem, methods=["POST"]),

@@ -34,6 +34,8 @@ def keyring_of(request: Request) -> KeyRing:
     """The process's key ring (create_app puts it in app.state)."""
     keyring: KeyRing = request.app.state.keyring
     return keyring
+
+
 KeyName = Annotated[str, Meta(pattern=NAME)]
 
 
