@@ -1,10 +1,14 @@
 -- wrk script: every request claims as a user nobody used before.
--- wrk ... -s claim.lua URL -- <path template> <coupons file> <run tag> <kind>
+-- wrk ... -s claim.lua URL -- <path template> <coupons file> <run tag> <kind> [credentials file]
 --   path template: "/coupon/api/v1/give-atomic/{coupon}" ({coupon} is replaced)
 --   coupons file:  one coupon id per line; requests go round-robin over them
 --   run tag:       makes user ids unique across runs on the same database
 --   kind:          v1 (user in X-User-Id, empty body), v1body (JSON body {"userId": ...}),
---                  v2 (JSON body {"user_id": ...}), get (GET the path, no user)
+--                  v2 (JSON body {"user_id": ...}), get (GET the path, no user),
+--                  v2token (a user token per request, no body: one crowd member per token),
+--                  v2key (a server key, JSON body {"user_id": ...})
+--   credentials file: v2token: one token per line (each used once while they last);
+--                     v2key: the key on its first line
 -- done() prints one line `BENCH {...}` with the counts and latency percentiles (in us).
 
 local threads = {}
@@ -26,6 +30,8 @@ if os.getenv("BENCH_STATUSES") then
 end
 
 local before, after, coupons, tag, kind = "", "", {}, "", "v1"
+local credentials = {}
+local THREADS = 2  -- wrk.py runs -t 2: thread i uses tokens i+1, i+1+THREADS, ...
 local sent = 0
 
 function init(args)
@@ -38,13 +44,25 @@ function init(args)
    end
    tag = args[3] .. "-" .. thread_id .. "-"
    kind = args[4] or "v1"
+   if args[5] then
+      for line in io.lines(args[5]) do
+         if string.len(line) > 0 then credentials[#credentials + 1] = line end
+      end
+   end
 end
 
 function request()
    sent = sent + 1
    local path = before .. coupons[(sent % #coupons) + 1] .. after
    local user = tag .. sent
-   if kind == "v2" then
+   if kind == "v2token" then
+      local token = credentials[((sent * THREADS + thread_id) % #credentials) + 1]
+      return wrk.format("POST", path, {["Authorization"] = "Bearer " .. token})
+   elseif kind == "v2key" then
+      return wrk.format("POST", path, {["Content-Type"] = "application/json",
+                                       ["Authorization"] = "Bearer " .. credentials[1]},
+                        '{"user_id":"' .. user .. '"}')
+   elseif kind == "v2" then
       return wrk.format("POST", path, {["Content-Type"] = "application/json"},
                         '{"user_id":"' .. user .. '"}')
    elseif kind == "v1body" then

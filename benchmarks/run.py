@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import pgbench, report
+from benchmarks import identity, pgbench, report
 from benchmarks.ledger import make_coupons, read_ledger
 from benchmarks.scenarios import (
     HOT_QUANTITY,
@@ -45,12 +45,22 @@ WORKERS = os.cpu_count() or 2  # one server process per core
 
 
 def measure(
-    url: str, base: str, target: Target, scenario: Scenario, seconds: float
+    url: str,
+    base: str,
+    target: Target,
+    scenario: Scenario,
+    seconds: float,
+    credentials: Path | None = None,
 ) -> dict[str, Any]:
-    """One wrk run of `target` under `scenario`, with the database checked afterwards."""
+    """One wrk run of `target` under `scenario`, with the database checked afterwards;
+    `credentials` is claim.lua's file of tokens or the key (benchmarks.identity)."""
     coupons = asyncio.run(make_coupons(url, scenario.coupons, scenario.quantity))
     tag = f"{target.strategy}-{scenario.name}-{time.monotonic_ns()}"
-    load = Load(base, target.path, target.kind, coupons, scenario.connections, seconds, tag)
+    if target.kind == "v2token" and credentials is None:  # one fresh user token per request
+        credentials = identity.hs256_tokens(identity.credentials_folder() / f"{tag}.txt", seconds)
+    load = Load(
+        base, target.path, target.kind, coupons, scenario.connections, seconds, tag, credentials
+    )
     figures = run_wrk(load)
     time.sleep(0.5)  # let answers wrk stopped waiting for finish their commits
     record: dict[str, Any] = {
@@ -125,6 +135,24 @@ def run_pgbench(url: str, seconds: float, only: str | None) -> list[dict[str, An
     return found
 
 
+def run_identity(url: str, server: str, run: dict[str, Any], seconds: float, selected: Any) -> None:
+    """The hot v2 claim with a user token (HS256, ES256) and a server key per request, beside
+    the unauthenticated claim, in turn (benchmarks.identity); the ratios into `run`."""
+    print(f"identity on the claim path, in turn, {identity.IDENTITY_ROUNDS} times:", flush=True)
+    ways = identity.ways(url, identity.credentials_folder(), seconds)
+    for round_ in range(1, identity.IDENTITY_ROUNDS + 1):
+        for way in ways:
+            target = identity.target(way)
+            if not selected(target, identity.SCENARIO):
+                continue
+            with running_service(url, server, WORKERS, way.settings, way.program) as base:
+                record = measure(url, base, target, identity.SCENARIO, seconds, way.credentials)
+            run["identity"].append({"server": server, "round": round_, "way": way.name, **record})
+    run["identity_ratios"] = identity.ratios(run["identity"])
+    for way, ratio in run["identity_ratios"].items():
+        print(f"  {way:40} {ratio:.3f}x the unauthenticated claim", flush=True)
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -144,7 +172,10 @@ def main() -> None:
     parser.add_argument("--scenario", nargs="*", help="run only these scenarios (names)")
     parser.add_argument("--server", choices=SERVERS, help="server of the claim runs")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["pgbench", "claims", "targets", "servers"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["pgbench", "claims", "targets", "identity", "servers"],
     )
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args()
@@ -163,7 +194,7 @@ def main() -> None:
     run: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "quick": args.quick, "server": server, "workers": WORKERS, "machine": machine(),
-        "pgbench": [], "claims": [], "targets": [], "servers": [],
+        "pgbench": [], "claims": [], "targets": [], "identity": [], "servers": [],
     }  # fmt: skip
     with fresh_database(keep=args.keep_database) as url:
         run["postgres"] = report.postgres_version(url)
@@ -187,6 +218,8 @@ def main() -> None:
                         if selected(target, scenario):
                             record = measure(url, base, target, scenario, seconds(scenario))
                             run["targets"].append({"server": server, "round": round_, **record})
+        if "identity" not in args.skip:
+            run_identity(url, server, run, seconds(identity.SCENARIO), selected)
         if "servers" not in args.skip:
             for name in SERVERS:
                 print(f"server comparison: {name}, {WORKERS} workers", flush=True)

@@ -22,6 +22,7 @@ from couponapi.db.embedded import EmbeddedPostgres
 from couponapi.db.migrate import ensure_database, migrate_url
 
 BENCH_ADMIN_TOKEN = "benchmark-admin-token-not-secret"  # noqa: S105 (loopback only)
+BENCH_JWT_SECRET = "benchmark-jwt-secret-not-secret-0123456789"  # noqa: S105 (loopback only)
 
 
 @contextmanager
@@ -71,11 +72,14 @@ def running_service(
     program: str = "couponapi serve",
 ) -> Iterator[str]:
     """`couponapi serve --port P --workers N --server S` on a free port, with extra
-    COUPONAPI_* `settings` in its environment; yields its base URL. `program` may name
-    another module that takes these options (`benchmarks.ceiling_app`)."""
+    COUPONAPI_* `settings` in its environment (an empty value removes one); yields its base
+    URL. User tokens are HS256 with BENCH_JWT_SECRET unless `settings` say otherwise.
+    `program` may name another module that takes these options (`benchmarks.ceiling_app`)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "COUPONAPI_ADMIN_TOKEN": BENCH_ADMIN_TOKEN}
+    env["COUPONAPI_JWT_SECRET"] = BENCH_JWT_SECRET
     env |= settings or {}
+    env = {name: value for name, value in env.items() if value != ""}
     command = [sys.executable, "-m", *program.split(), "--port", str(port)]
     command += ["--workers", str(workers), "--server", server]
     log = tempfile.NamedTemporaryFile(prefix="couponapi-bench-", suffix=".log", delete=False)  # noqa: SIM115 (lives as long as the server)

@@ -34,6 +34,7 @@ class Load:
     connections: int
     seconds: float
     tag: str
+    credentials: Path | None = None  # claim.lua's credentials file (v2token, v2key)
 
 
 def run_wrk(load: Load) -> dict[str, Any]:
@@ -46,6 +47,8 @@ def run_wrk(load: Load) -> dict[str, Any]:
             "-d", f"{load.seconds:g}s", "--timeout", f"{TIMEOUT_S}s",
             "-s", str(SCRIPT), load.base_url, "--", load.path, ids.name, load.tag, load.kind,
         ]  # fmt: skip
+        if load.credentials is not None:
+            command.append(str(load.credentials))
         env = {**os.environ, "BENCH_STATUSES": "1"}
         result = subprocess.run(
             command, capture_output=True, text=True, env=env, timeout=load.seconds + 60

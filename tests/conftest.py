@@ -16,11 +16,13 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, ServerInfo
 from couponapi.db.migrate import ensure_database, migrate_url
 from tests.support import app_client
+from tests.v2_support import JWT_SECRET, TOKEN
 
 TEMPLATE = "couponapi_template"
 
@@ -87,12 +89,16 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    """Default settings pointed at the test's database."""
-    return Settings(database_url=database_url)
+    """Default settings pointed at the test's database, with the tests' admin token and JWT
+    secret (tests.v2_support)."""
+    return Settings(
+        database_url=database_url, admin_token=SecretStr(TOKEN), jwt_secret=SecretStr(JWT_SECRET)
+    )
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client wired to the app in-process, its lifespan (and pool) running."""
-    async with app_client(settings) as test_client:
+    """An HTTP client wired to the app in-process, its lifespan (and pool) running; a request
+    without credentials of its own carries the admin token (which may do everything)."""
+    async with app_client(settings, auth=TOKEN) as test_client:
         yield test_client

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from uuid import UUID
@@ -17,6 +17,11 @@ import httpx
 
 from couponapi.app import create_app
 from couponapi.config import Settings
+
+# The credentials of every test server (tests.v2_support mints user tokens with the secret).
+TOKEN = "test-admin-token"
+JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
+CREDENTIALS_ENV = {"COUPONAPI_ADMIN_TOKEN": TOKEN, "COUPONAPI_JWT_SECRET": JWT_SECRET}
 
 
 def free_port() -> int:
@@ -39,7 +44,8 @@ class RunningServer:
 def running_server(
     database_url: str, workers: int = 2, env: dict[str, str] | None = None
 ) -> Iterator[RunningServer]:
-    """Run `couponapi serve --workers N` against `database_url` until the block ends."""
+    """Run `couponapi serve --workers N` against `database_url` until the block ends, with
+    the tests' admin token and JWT secret unless `env` says otherwise."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -52,7 +58,7 @@ def running_server(
             "--workers",
             str(workers),
         ],
-        env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
+        env={**os.environ, "DATABASE_URL": database_url, **CREDENTIALS_ENV, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -105,14 +111,30 @@ async def ledger_state(pool: asyncpg.Pool, coupon_id: UUID) -> LedgerState:
     return LedgerState(row["quantity_left"], row["ledger_rows"], row["distinct_users"])
 
 
+class DefaultCredential(httpx.Auth):
+    """`Authorization: Bearer <credential>` on every request that carries none of its own."""
+
+    def __init__(self, credential: str) -> None:
+        self.credential = credential
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        if "authorization" not in request.headers:
+            request.headers["Authorization"] = f"Bearer {self.credential}"
+        yield request
+
+
 @asynccontextmanager
 async def app_client(
-    settings: Settings, client: str = "127.0.0.1"
+    settings: Settings, client: str = "127.0.0.1", auth: str | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process with `settings`, its lifespan (and pool) running, as seen from the
-    address `client`."""
+    address `client`; with `auth`, requests without credentials of their own carry it."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(client, 5555))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://test",
+            auth=DefaultCredential(auth) if auth else None,
+        ) as http:
             yield http

@@ -1,4 +1,5 @@
-"""Helpers the v2 tests share: an app with a known admin token, and the database's checks."""
+"""Helpers the v2 tests share: an app with a known admin token and JWT secret, user tokens,
+and the database's checks."""
 
 from __future__ import annotations
 
@@ -13,19 +14,39 @@ import httpx
 
 from couponapi.app import create_app
 from couponapi.config import Settings
+from couponapi.identity.tokens import mint
+from tests.support import JWT_SECRET, TOKEN, DefaultCredential
 
-TOKEN = "test-admin-token"
+__all__ = ["JWT_SECRET", "TOKEN"]  # re-exported: the v2 tests take them from here
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 V2 = "/api/v2"
 
 
+def user_token(user: str, ttl: int = 600, secret: str = JWT_SECRET, **claims: Any) -> str:
+    """A user token for `user` signed with the test apps' secret."""
+    return mint(secret, user, ttl, **claims)
+
+
+def as_user(user: str, **claims: Any) -> dict[str, str]:
+    """Headers that claim as `user` with a token of its own."""
+    return {"Authorization": f"Bearer {user_token(user, **claims)}"}
+
+
 @asynccontextmanager
-async def v2_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of an app whose admin token is TOKEN."""
-    app = create_app(Settings(database_url=database_url, **{"admin_token": TOKEN, **settings}))
+async def v2_client(
+    database_url: str, auth: str | None = None, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of an app whose admin token is TOKEN and JWT secret JWT_SECRET;
+    with `auth`, requests without credentials of their own carry that one."""
+    defaults = {"admin_token": TOKEN, "jwt_secret": JWT_SECRET}
+    app = create_app(Settings(database_url=database_url, **{**defaults, **settings}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://test",
+            auth=DefaultCredential(auth) if auth else None,
+        ) as client:
             yield client
 
 

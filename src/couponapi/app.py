@@ -20,10 +20,15 @@ from couponapi.api.openapi import SWAGGER_PAGE, DocumentGenerator, docs_routes
 from couponapi.api.v1 import routes as v1
 from couponapi.api.v2 import claims as v2_claims
 from couponapi.api.v2 import coupons as v2_coupons
+from couponapi.api.v2 import keys as v2_keys
+from couponapi.api.v2 import me as v2_me
 from couponapi.config import Settings
 from couponapi.dashboard.routes import Dashboard
 from couponapi.db.pool import create_pool
+from couponapi.identity.authenticator import Authenticator, verifier_of
+from couponapi.identity.keyring import KeyRing
 from couponapi.services.claims import sweep_expired_keys_forever
+from couponapi.services.keys import live_keys
 from couponapi.strategies import check_claim_strategy
 
 API_INFO = {
@@ -46,12 +51,20 @@ def create_app(settings: Settings) -> Starlette:
         tune_garbage_collector()
         sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))
         sweeper = asyncio.create_task(sweep_expired_keys_forever(app.state.pool))
+        keys = asyncio.create_task(keyring.refresh_forever())
         try:
             yield
         finally:
             sampler.cancel()
             sweeper.cancel()
+            keys.cancel()
             await app.state.pool.close()
+
+    # Who is asking (couponapi.identity): the key ring reads the pool the lifespan opens.
+    keyring = KeyRing(lambda: live_keys(app.state.pool))
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    authenticator = Authenticator(admin_token, keyring, verifier_of(settings))
+    v1_on = settings.v1_access != "off"  # off: v1's routes are not served at all (404)
 
     generator = DocumentGenerator(API_INFO)
 
@@ -64,9 +77,11 @@ def create_app(settings: Settings) -> Starlette:
     claim_routes = [v2_claims.claim_route(), *v1.give_routes()]
     app = Starlette(
         routes=[
-            *v1.routes(),
+            *(v1.routes() if v1_on else []),
             *v2_coupons.routes(),
             *v2_claims.routes(),
+            *v2_me.routes(),
+            *v2_keys.routes(),
             *docs_routes(document),
             *health.routes(),
             *dashboard.routes(),
@@ -80,6 +95,8 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.authenticator = authenticator
+    app.state.keyring = keyring
     return app
 
 

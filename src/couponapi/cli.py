@@ -1,4 +1,5 @@
-"""The command line: `couponapi serve | migrate | db start|stop|url | loadtest | race`."""
+"""The command line: `couponapi serve | migrate | db start|stop|url | loadtest | race | keys |
+token`."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from couponapi import servers
-from couponapi.admin_token import kept_or_new_token, token_file
+from couponapi import cli_identity, servers
+from couponapi.admin_token import JWT_SECRET_FILE, kept_or_new_token, token_file
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from couponapi.db.migrate import ensure_database, migrate_url
@@ -49,6 +50,7 @@ def serve(settings: Settings) -> None:
             print(f"applied migrations: {', '.join(applied)}", flush=True)
         os.environ["DATABASE_URL"] = url  # the workers read their settings from here
         _admin_token(settings)
+        _jwt_secret(settings)
         # Each worker keeps its metrics in files here; /metrics sums them (couponapi.metrics).
         metrics_dir = tempfile.mkdtemp(prefix="couponapi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -73,6 +75,19 @@ def _admin_token(settings: Settings) -> None:
         print(f"admin token: the one kept in {where}", flush=True)
 
 
+def _jwt_secret(settings: Settings) -> None:
+    """No COUPONAPI_JWT_SECRET nor COUPONAPI_JWT_PUBLIC_KEY: the workers verify user tokens
+    with the HS256 secret kept in the data directory (made now, 0600, if there is none), the
+    one `couponapi token` signs with."""
+    if settings.jwt_secret is not None or settings.jwt_public_key is not None:
+        return
+    secret, made = kept_or_new_token(settings.data_dir, JWT_SECRET_FILE)
+    os.environ["COUPONAPI_JWT_SECRET"] = secret
+    where = token_file(settings.data_dir, JWT_SECRET_FILE).resolve()
+    print(f"user tokens: HS256 with the secret {'made and ' if made else ''}kept in {where}",
+          flush=True)  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="couponapi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the private PostgreSQL server")
     db.add_argument("action", choices=["start", "stop", "url"])
     load_commands.add_parsers(commands)  # loadtest, race
+    cli_identity.add_parsers(commands)  # keys, token
     return parser
 
 
@@ -100,6 +116,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_claim_strategy(settings.claim_strategy)
         if args.command == "serve":
             serve(settings)
+        elif args.command == "token":
+            cli_identity.token_command(settings, args)
+        elif args.command == "keys":
+            url, started = database_url(settings)
+            try:
+                asyncio.run(_prepare(url))
+                cli_identity.keys_command(url, args)
+            finally:
+                if started is not None:
+                    started.stop()
         elif args.command == "migrate":
             url, started = database_url(settings)
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,9 +79,48 @@ class Settings(BaseSettings):
     protect_v1_create: bool = Field(
         default=False, description="Put v1's create route behind the admin token too."
     )
+    # Identity (docs/identity.md): user tokens, server keys, who may do what.
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 secret of user tokens (32+ characters); `serve` makes one when "
+        "neither it nor COUPONAPI_JWT_PUBLIC_KEY is set.",
+    )
+    jwt_public_key: Path | None = Field(
+        default=None,
+        description="PEM file of the key that verifies user tokens: RSA (RS256), P-256 (ES256) "
+        "or Ed25519 (EdDSA); the key's type decides the one algorithm accepted.",
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` of user tokens.")
+    jwt_audience: str | None = Field(
+        default=None, description="Required `aud` of user tokens (one of it, if a list)."
+    )
+    jwt_leeway_s: int = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
+    open_reads: bool = Field(
+        default=True,
+        description="Anyone may read coupons and their counts (false: a credential is needed).",
+    )
+    dashboard_public: bool = Field(
+        default=False,
+        description="Open the dashboard's data read-only to anyone (the race stays admin-only).",
+    )
+    v1_access: Literal["open", "admin", "off"] = Field(
+        default="open",
+        description="v1 (no identity): open as the original, behind the admin credential, or off.",
+    )
     # Checked against couponapi.strategies.CLAIM_STRATEGIES at start-up (cli, create_app):
     # the settings import nothing of ours.
     claim_strategy: str = Field(
         default="group_commit",  # the fastest safe one, measured: docs/performance.md
         description="The v2 claim strategy when a request names none (`?strategy=`).",
     )
+
+    @model_validator(mode="after")
+    def _one_token_key(self) -> Settings:
+        """One way to verify user tokens, and an HS256 secret long enough to resist guessing."""
+        if self.jwt_secret is not None and self.jwt_public_key is not None:
+            raise ValueError("set COUPONAPI_JWT_SECRET or COUPONAPI_JWT_PUBLIC_KEY, not both")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("COUPONAPI_JWT_SECRET must be at least 32 characters")
+        return self

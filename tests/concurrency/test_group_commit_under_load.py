@@ -13,6 +13,7 @@ import pytest
 
 from tests.integration.test_speed_strategies import POISON_TRIGGER, new_coupon
 from tests.support import running_server
+from tests.v2_support import ADMIN
 
 pytestmark = pytest.mark.concurrency
 
@@ -92,7 +93,7 @@ async def test_a_failing_batch_under_load_fails_only_its_own_claims(
 async def claim_v2(
     session: aiohttp.ClientSession, url: str, user: str, key: str | None
 ) -> tuple[int, str, str | None]:
-    headers = {"Idempotency-Key": key} if key else {}
+    headers = {"Idempotency-Key": key, **ADMIN} if key else ADMIN
     async with session.post(url, json={"user_id": user}, headers=headers) as response:
         body = await response.json(content_type=None)
         return response.status, user, body.get("id") if response.status == 201 else None

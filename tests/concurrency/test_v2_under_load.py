@@ -41,7 +41,7 @@ async def post(
     body: dict[str, Any],
     headers: dict[str, str] | None = None,
 ) -> Answer:
-    async with http.post(url, json=body, headers=headers or {}) as response:
+    async with http.post(url, json=body, headers={**ADMIN, **(headers or {})}) as response:
         replayed = response.headers.get("Idempotent-Replayed") == "true"
         return response.status, await response.json(content_type=None), replayed
 

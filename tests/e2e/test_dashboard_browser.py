@@ -52,7 +52,12 @@ def test_the_page_shows_a_new_coupon_and_its_remaining_count_drops(
 
     screenshot = Path(os.environ.get("COUPONAPI_SCREENSHOT") or tmp_path / "dashboard.png")
     with (
-        running_server(database_url, workers=1, env={"COUPONAPI_ADMIN_TOKEN": TOKEN}) as server,
+        # The page shows coupons before the token is typed: its data opened read-only.
+        running_server(
+            database_url,
+            workers=1,
+            env={"COUPONAPI_ADMIN_TOKEN": TOKEN, "COUPONAPI_DASHBOARD_PUBLIC": "true"},
+        ) as server,
         httpx.Client(base_url=server.base_url, timeout=10) as http,
     ):
         created = http.post(

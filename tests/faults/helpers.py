@@ -19,6 +19,7 @@ import aiohttp
 import asyncpg
 
 from couponapi.db.embedded import EmbeddedPostgres
+from tests.v2_support import ADMIN
 
 V1 = "/coupon/api/v1"
 V2 = "/api/v2"
@@ -65,7 +66,7 @@ async def claim(
     user = user or f"u-{uuid4().hex[:12]}"
     if route == "v2":
         url = f"{base_url}{V2}/coupons/{coupon_id}/claims"
-        headers = {"Idempotency-Key": key} if key else {}
+        headers = {"Idempotency-Key": key, **ADMIN} if key else ADMIN
         body: dict[str, str] | None = {"user_id": user}
     else:
         path = "give-transaction" if route == "v1-locking" else "give-transaction-pgfunction"

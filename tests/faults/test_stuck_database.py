@@ -19,6 +19,7 @@ import pytest
 from couponapi.app import create_app
 from couponapi.config import Settings
 from tests.faults.helpers import books, new_coupon, record
+from tests.v2_support import ADMIN
 
 V1 = "/coupon/api/v1"
 ROUTES = {
@@ -40,7 +41,7 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def post_claim(http: httpx.AsyncClient, route: str, coupon_id: UUID) -> httpx.Response:
     return await http.post(
         ROUTES[route].format(coupon_id),
-        headers={"X-User-Id": "stuck-user"},
+        headers={"X-User-Id": "stuck-user", **ADMIN},
         json={"user_id": "stuck-user"} if route == "v2" else None,
     )
 

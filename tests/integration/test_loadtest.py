@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,9 +20,12 @@ from couponapi.loadtest.crowd import Tally
 from couponapi.loadtest.model import Outcome, Summary, classify, percentile
 from couponapi.loadtest.run import Options, loadtest
 from couponapi.loadtest.targets import BY_NAME
-from tests.support import free_port, running_server
+from tests.support import CREDENTIALS_ENV, free_port, running_server
 
 pytestmark = pytest.mark.concurrency
+
+# `couponapi race` and `loadtest` prove themselves with the test servers' credentials.
+CLI_ENV = {**os.environ, **CREDENTIALS_ENV}
 
 
 class Served:
@@ -54,7 +58,7 @@ class Served:
         return subprocess.run(
             [sys.executable, "-m", "couponapi", "loadtest", *args, "--url", self.base_url,
              "--database-url", self.database_url],
-            capture_output=True, text=True, timeout=120, check=False,
+            capture_output=True, text=True, env=CLI_ENV, timeout=120, check=False,
         )  # fmt: skip
 
 
@@ -200,7 +204,7 @@ def test_unreachable_server_is_a_clear_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = subprocess.run(
         [sys.executable, "-m", "couponapi", "loadtest", str(uuid4()), "--url", url],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, env=CLI_ENV, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 3
     assert f"cannot reach the server at {url}" in done.stdout
@@ -213,7 +217,7 @@ def test_unreachable_server_is_a_clear_error() -> None:
 def test_bad_arguments_exit_2(args: list[str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "couponapi", "loadtest", *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, env=CLI_ENV, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2
     assert "Traceback" not in done.stderr

@@ -8,7 +8,10 @@ import httpx
 async def test_admin_routes_declare_the_bearer_scheme(client: httpx.AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
     schemes = document["components"]["securitySchemes"]
-    assert schemes == {"adminToken": {"type": "http", "scheme": "bearer"}}
+    assert schemes == {
+        "adminToken": {"type": "http", "scheme": "bearer"},
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    }
     secured = {
         (method, path)
         for path, operations in document["paths"].items()
@@ -20,6 +23,12 @@ async def test_admin_routes_declare_the_bearer_scheme(client: httpx.AsyncClient)
         ("patch", "/api/v2/coupons/{coupon_id}"),
         ("get", "/api/v2/coupons/{coupon_id}/claims"),
         ("post", "/dashboard/race"),
+        # Identity: the keys, and the dashboard's data unless COUPONAPI_DASHBOARD_PUBLIC.
+        ("post", "/api/v2/keys"),
+        ("get", "/api/v2/keys"),
+        ("delete", "/api/v2/keys/{name}"),
+        ("get", "/dashboard/stats"),
+        ("get", "/dashboard/race"),
     }
 
 

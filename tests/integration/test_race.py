@@ -4,18 +4,22 @@ exactly the quantity, the ledger agrees; --json rows and --chart, against a real
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import running_server
+from tests.support import CREDENTIALS_ENV, running_server
 
 pytestmark = pytest.mark.concurrency
 
 QUANTITY, USERS, CONCURRENCY = 20, 200, 100
 ROW_KEYS = {"strategy", "quantity", "granted", "oversold", "ledger_rows", "claims_per_s", "p99_ms"}
+
+# `couponapi race` and `loadtest` prove themselves with the test servers' credentials.
+CLI_ENV = {**os.environ, **CREDENTIALS_ENV}
 
 
 def test_race_shows_the_naive_oversell_and_the_safe_strategies_exact(
@@ -27,7 +31,7 @@ def test_race_shows_the_naive_oversell_and_the_safe_strategies_exact(
             [sys.executable, "-m", "couponapi", "race", "--url", server.base_url,
              "--database-url", database_url, "--quantity", str(QUANTITY), "--users", str(USERS),
              "--concurrency", str(CONCURRENCY), "--json", "--chart", str(chart)],
-            capture_output=True, text=True, timeout=180, check=False,
+            capture_output=True, text=True, env=CLI_ENV, timeout=180, check=False,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = {row["strategy"]: row for row in json.loads(done.stdout)}
@@ -54,7 +58,7 @@ def test_race_refuses_an_unknown_strategy(database_url: str) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "couponapi", "race", "--url", server.base_url,
              "--strategies", "naive,teleport"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True, text=True, env=CLI_ENV, timeout=60, check=False,
         )  # fmt: skip
     assert done.returncode == 3
     assert "not served here: teleport" in done.stdout

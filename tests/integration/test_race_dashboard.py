@@ -81,7 +81,7 @@ async def test_only_the_admin_may_start_a_race(database_url: str) -> None:
     async with v2_client(database_url) as client:
         anonymous = await client.post("/dashboard/race", json={})
         wrong = await client.post("/dashboard/race", json={}, headers={"Authorization": "Bearer x"})
-        status = (await client.get("/dashboard/race")).json()
+        status = (await client.get("/dashboard/race", headers=ADMIN)).json()
     assert (anonymous.status_code, wrong.status_code) == (401, 403)
     assert status["state"] == "idle"  # nothing started
 

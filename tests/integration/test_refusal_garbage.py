@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message
 from couponapi.app import create_app
 from couponapi.config import Settings
 from couponapi.db.queries import query
+from tests.v2_support import TOKEN
 
 
 async def post(app: ASGIApp, path: str, body: bytes) -> int:
@@ -28,7 +29,8 @@ async def post(app: ASGIApp, path: str, body: bytes) -> int:
         "query_string": path.partition("?")[2].encode(), "root_path": "",
         "server": ("127.0.0.1", 1323), "client": ("127.0.0.1", 40000),
         "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
+                    (b"content-length", str(len(body)).encode()),
+                    (b"authorization", f"Bearer {TOKEN}".encode())],
     }  # fmt: skip
 
     async def receive() -> Message:

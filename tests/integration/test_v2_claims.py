@@ -12,14 +12,14 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.v2_support import ADMIN, V2, claim_state, create_coupon, v2_client
+from tests.v2_support import ADMIN, TOKEN, V2, claim_state, create_coupon, v2_client
 
 CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
 
 
 @pytest.fixture
 async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with v2_client(database_url) as client:
+    async with v2_client(database_url, auth=TOKEN) as client:
         yield client
 
 

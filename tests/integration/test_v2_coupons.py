@@ -151,7 +151,9 @@ async def test_list_pages_with_a_cursor(api: httpx.AsyncClient) -> None:
 async def test_patch_quantity_window_pause(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     coupon_id = await create_coupon(api, quantity=3, per_user_limit=3)
     for _ in range(2):
-        claimed = await api.post(f"{V2}/coupons/{coupon_id}/claims", json={"user_id": "u"})
+        claimed = await api.post(
+            f"{V2}/coupons/{coupon_id}/claims", json={"user_id": "u"}, headers=ADMIN
+        )
         assert claimed.status_code == 201
     url = f"{V2}/coupons/{coupon_id}"
     below = await api.patch(url, json={"quantity": 1}, headers=ADMIN)

@@ -53,7 +53,7 @@ def _answer(
 async def _domain(request: Request, error: Exception) -> Response:
     assert isinstance(error, CouponError)
     status = error.status
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else error.headers
     return _answer(request, error, status, str(error), headers)
 
 

@@ -185,6 +185,10 @@ def middleware_stack(settings: Settings, html_pages: Iterable[str]) -> list[Midd
                 key=settings.rate_limit_key,
             )
         )
+    if settings.v1_access == "admin":
+        from couponapi.api.v1.gate import V1Gate  # imports the v1 routes: only when asked
+
+        stack.append(Middleware(V1Gate))
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         stack.append(
@@ -192,7 +196,13 @@ def middleware_stack(settings: Settings, html_pages: Iterable[str]) -> list[Midd
                 CORSMiddleware,
                 allow_origins=origins,
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                allow_headers=["Content-Type", "X-User-Id", "X-Request-ID", "Idempotency-Key"],
+                allow_headers=[
+                    "Content-Type",
+                    "Authorization",
+                    "X-User-Id",
+                    "X-Request-ID",
+                    "Idempotency-Key",
+                ],
                 expose_headers=[
                     "X-Request-ID",
                     "Retry-After",

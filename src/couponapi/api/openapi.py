@@ -21,7 +21,8 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 REF = "#/components/schemas/{name}"
-ADMIN_SCHEME = "adminToken"  # Authorization: Bearer <COUPONAPI_ADMIN_TOKEN>
+ADMIN_SCHEME = "adminToken"  # Authorization: Bearer <COUPONAPI_ADMIN_TOKEN or an admin key>
+BEARER_SCHEME = "bearer"  # Authorization: Bearer <a user token, a server key or the admin's>
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 
 
@@ -41,6 +42,7 @@ class Operation(msgspec.Struct, frozen=True):
     path_formats: dict[str, str] = {}
     deprecated: bool = False
     admin: bool = False
+    signed: bool = False  # any valid credential (docs/identity.md says which may do what)
 
 
 def operation(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -98,7 +100,10 @@ class DocumentGenerator(BaseSchemaGenerator):
             "paths": paths,
             "components": {
                 "schemas": as_openapi_30(components),
-                "securitySchemes": {ADMIN_SCHEME: {"type": "http", "scheme": "bearer"}},
+                "securitySchemes": {
+                    ADMIN_SCHEME: {"type": "http", "scheme": "bearer"},
+                    BEARER_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                },
             },
         }
 
@@ -136,6 +141,8 @@ class DocumentGenerator(BaseSchemaGenerator):
             result["deprecated"] = True
         if spec.admin:
             result["security"] = [{ADMIN_SCHEME: []}]
+        elif spec.signed:
+            result["security"] = [{BEARER_SCHEME: []}]
         if spec.body is not None:
             models.append(spec.body)
             result["requestBody"] = {

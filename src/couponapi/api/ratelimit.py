@@ -2,10 +2,13 @@
 
 Off by default (`COUPONAPI_RATE_LIMIT=0`): a load generator on one host is one client, and a
 shop's proxy hides its users' addresses. When on, each key may claim `rate` times a second
-on average with bursts of `burst`. The key is the client's address (`client`), or the
-X-User-Id header, falling back to the address (`user`). The address is the TCP peer's,
-or the one X-Forwarded-For names when the peer is a configured trusted proxy
-(`COUPONAPI_TRUSTED_PROXIES`; app.py installs uvicorn's ProxyHeadersMiddleware for that).
+on average with bursts of `burst`. A v2 claim with a valid credential is counted under its
+authenticated subject (the token's user, the key's name): the limiter authenticates it and
+leaves the outcome in the scope for the route (api/auth.py), so a token is verified once.
+Otherwise the key is the client's address (`client`), or the X-User-Id header, falling back
+to the address (`user`): v1 has no identity, and a refused credential proves nothing. The
+address is the TCP peer's, or the one X-Forwarded-For names when the peer is a configured
+trusted proxy (`COUPONAPI_TRUSTED_PROXIES`; app.py installs uvicorn's ProxyHeadersMiddleware).
 
 The buckets live in the process: with N workers a client gets up to N x rate, depending on
 which worker its connections land. Only the claim routes are limited (metrics.CLAIM_ROUTE).
@@ -21,12 +24,14 @@ import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from couponapi import metrics
+from couponapi.api.auth import authenticate_ahead
 
 MAX_KEYS = 100_000
 
 
 # The claim routes, by request path: v1's POST .../give*/{id} and v2's POST .../claims.
 CLAIM_PATH = re.compile(r"^/coupon/api/v1/give[\w-]*/[^/]+$|^/api/v2/coupons/[^/]+/claims$")
+V2_CLAIM_PATH = re.compile(r"^/api/v2/")
 
 
 class TokenBucket:
@@ -73,7 +78,11 @@ class RateLimit:
         ):
             await self.app(scope, receive, send)
             return
-        wait = self.bucket.take(self._key(scope), time.monotonic())
+        principal = None
+        if V2_CLAIM_PATH.match(scope["path"]):
+            principal = await authenticate_ahead(scope)
+        key = principal.rate_key if principal is not None else self._key(scope)
+        wait = self.bucket.take(key, time.monotonic())
         if wait == 0.0:
             await self.app(scope, receive, send)
             return

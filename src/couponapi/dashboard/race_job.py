@@ -19,6 +19,7 @@ from msgspec import Meta
 
 from couponapi.db.queries import query
 from couponapi.loadtest.client import CannotRun
+from couponapi.loadtest.credentials import Credentials
 from couponapi.loadtest.crowd import Tally
 from couponapi.loadtest.model import RaceRow
 from couponapi.loadtest.race import RaceOptions, race
@@ -70,8 +71,15 @@ class RaceJob:
             return RaceStatus(state="elsewhere")
         return self.status
 
-    async def start(self, database_url: str, base_url: str, request: RaceRequest) -> RaceStatus:
-        """Start a race in the background; RaceBusy when one is running anywhere."""
+    async def start(
+        self,
+        database_url: str,
+        base_url: str,
+        request: RaceRequest,
+        credentials: Credentials,
+    ) -> RaceStatus:
+        """Start a race in the background; RaceBusy when one is running anywhere. The crowd
+        proves itself with `credentials` (the server's own: a minted token per user)."""
         if self.task is not None and not self.task.done():
             raise RaceBusy("a race is already running")
         connection = await asyncpg.connect(database_url)
@@ -84,6 +92,7 @@ class RaceJob:
             quantity=request.quantity,
             users=request.users,
             concurrency=request.concurrency,
+            credentials=credentials,
         )
         self.status = RaceStatus(state="running", planned=request.users, quantity=request.quantity)
         self.task = asyncio.create_task(self._run(connection, options))

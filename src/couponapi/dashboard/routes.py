@@ -20,6 +20,7 @@ from couponapi.api.v1.wire import ErrorV1
 from couponapi.config import Settings
 from couponapi.dashboard import race_job, stats
 from couponapi.domain.errors import CouponError
+from couponapi.loadtest.credentials import Credentials
 
 STATIC = Path(__file__).parent / "static"
 TAGS = ("dashboard",)
@@ -29,6 +30,22 @@ LOOPBACK = {"0.0.0.0", "::", "", "localhost"}  # noqa: S104 (we only read it, ne
 def _pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.pool
     return pool
+
+
+def own_credentials(settings: Settings) -> Credentials:
+    """What the race proves itself with: this server's admin token and JWT secret."""
+    admin, secret = settings.admin_token, settings.jwt_secret
+    return Credentials(
+        admin=admin.get_secret_value() if admin else None,
+        jwt_secret=secret.get_secret_value() if secret else None,
+    )
+
+
+async def may_watch(request: Request) -> None:
+    """The dashboard's data is the admin's unless COUPONAPI_DASHBOARD_PUBLIC opens it."""
+    settings: Settings = request.app.state.settings
+    if not settings.dashboard_public:
+        await require_admin(request)
 
 
 def own_base_url(request: Request) -> str:
@@ -67,9 +84,15 @@ class Dashboard:
             description="Claims are counted from the ledgers' timestamps; refusals in memory "
             "by the server process that answers (per worker).",
             tags=TAGS,
-            responses={200: (stats.Stats, "The dashboard's picture now.")},
+            admin=True,
+            responses={
+                200: (stats.Stats, "The dashboard's picture now."),
+                401: (ErrorV1, "No admin bearer token (and COUPONAPI_DASHBOARD_PUBLIC is off)."),
+                403: (ErrorV1, "Not the admin credential."),
+            },
         )
         async def stats_now(request: Request) -> Response:
+            await may_watch(request)
             return json_response(await stats.snapshot(_pool(request), self.refusals))
 
         @operation(
@@ -95,13 +118,13 @@ class Dashboard:
             if not settings.enable_race:
                 message = "the race demo is switched off on this server (COUPONAPI_ENABLE_RACE)"
                 return json_response(ErrorV1(code=403, errorDescription=message), 403)
-            require_admin(request)
+            await require_admin(request)
             data = decode_json_object(await read_body(request, settings.max_body_bytes))
             wanted = convert(data or {}, race_job.RaceRequest)
             assert settings.database_url is not None  # create_app requires it
             try:
                 started = await self.race.start(
-                    settings.database_url, own_base_url(request), wanted
+                    settings.database_url, own_base_url(request), wanted, own_credentials(settings)
                 )
             except race_job.RaceBusy as busy:
                 return json_response(ErrorV1(code=409, errorDescription=str(busy)), 409)
@@ -110,9 +133,15 @@ class Dashboard:
         @operation(
             summary="The race's status: rows so far and the strategy running now.",
             tags=TAGS,
-            responses={200: (race_job.RaceStatus, "The race as it stands.")},
+            admin=True,
+            responses={
+                200: (race_job.RaceStatus, "The race as it stands."),
+                401: (ErrorV1, "No admin bearer token (and COUPONAPI_DASHBOARD_PUBLIC is off)."),
+                403: (ErrorV1, "Not the admin credential."),
+            },
         )
         async def race_status(request: Request) -> Response:
+            await may_watch(request)
             elsewhere = self.race.status.state == "idle" and await race_job.locked_elsewhere(
                 _pool(request)
             )

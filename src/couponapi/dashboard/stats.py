@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
 from couponapi.db.queries import query
-from couponapi.domain.errors import CouponNotFound
+from couponapi.domain.errors import AuthRefusal, CouponNotFound
 
 BUCKET_S = 2  # one chart point per 2 seconds
 WINDOW_S = 180  # the chart spans the last 3 minutes
@@ -82,7 +82,8 @@ def counting_refusals(handler: ExceptionHandler, counter: RefusalCounter) -> Exc
     async def counted(request: Request, error: Exception) -> Response:
         coupon_id = request.path_params.get("coupon_id")
         # Not CouponNotFound: ids that do not exist must not grow the counter without bound.
-        if coupon_id is not None and not isinstance(error, CouponNotFound):
+        # Nor a refused credential: that is the caller's, not the coupon's.
+        if coupon_id is not None and not isinstance(error, CouponNotFound | AuthRefusal):
             counter.record(str(coupon_id))
         return await answer(request, error)
 

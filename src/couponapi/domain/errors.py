@@ -16,6 +16,8 @@ class CouponError(Exception):
     status: ClassVar[int] = 400
     slug: ClassVar[str] = "invalid-request"
     title: ClassVar[str] = "Invalid request"
+    # Headers every answer to this refusal carries (401: the WWW-Authenticate challenge).
+    headers: ClassVar[dict[str, str] | None] = None
     # True when this refusal is the stored first answer to an idempotency key, sent again.
     replayed = False
 
@@ -108,3 +110,45 @@ class InvalidCoupon(CouponError):
     """The coupon asked for breaks a rule of its own (e.g. a window that ends before it starts)."""
 
     status = 422
+
+
+# ---- identity (couponapi.identity, docs/identity.md) --------------------------------------
+# 401: no credential was presented. 403: one was, and it is not valid (forged, expired,
+# revoked, unknown), or it does not allow this. The detail says which; the slug tells the two
+# 403s apart. Nothing is read or written for a refused request.
+
+
+class AuthRefusal(CouponError):
+    """Base of the identity refusals (not counted as a coupon's refusals by the dashboard)."""
+
+
+class Unauthenticated(AuthRefusal):
+    """No credential: no Authorization header, not a Bearer one, or an empty one."""
+
+    status, slug, title = 401, "unauthorized", "Credentials required"
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": 'Bearer realm="couponapi"'}
+
+
+class CredentialNotValid(AuthRefusal):
+    """A credential was presented and is not one this server accepts."""
+
+    status, slug, title = 403, "forbidden", "Credential not valid"
+
+
+class NotPermitted(AuthRefusal):
+    """A valid credential that does not allow this action (a user token acting for another
+    user, a user token on a server route, a server key on an admin route)."""
+
+    status, slug, title = 403, "not-permitted", "Not permitted"
+
+
+class KeyNameTaken(CouponError):
+    """A live API key already has this name."""
+
+    status, slug, title = 409, "key-name-taken", "Key name taken"
+
+
+class KeyNotFound(CouponError):
+    """No live API key has this name."""
+
+    status, slug, title = 404, "key-not-found", "Key not found"

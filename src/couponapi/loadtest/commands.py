@@ -22,6 +22,7 @@ from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from couponapi.loadtest import chart, console, race, run
 from couponapi.loadtest.client import CannotRun
+from couponapi.loadtest.credentials import Credentials
 from couponapi.loadtest.crowd import Tally
 from couponapi.loadtest.model import LoadResult, RaceRow
 from couponapi.loadtest.targets import BY_NAME, TARGETS, Target
@@ -79,6 +80,14 @@ def add_parsers(commands: Any) -> None:
             "--timeout", type=_positive(float), default=10.0, help="per claim, s (default 10)"
         )
         parser.add_argument("--database-url", help="check here (default: the private one)")
+        parser.add_argument(
+            "--admin-token", help="admin credential (default: COUPONAPI_ADMIN_TOKEN, or serve's)"
+        )
+        parser.add_argument(
+            "--jwt-secret",
+            help="HS256 secret to mint a user token per claim (default: COUPONAPI_JWT_SECRET, "
+            "or serve's)",
+        )
 
 
 def default_database_url() -> str | None:
@@ -103,6 +112,7 @@ async def _loadtest(args: argparse.Namespace, screen: Console) -> LoadResult:
         timeout=args.timeout,
         database_url=args.database_url or default_database_url(),
         per_user_limit=args.per_user_limit,
+        credentials=Credentials.found(args.admin_token, args.jwt_secret),
     )
     tally = Tally(planned=options.users, duration=options.duration)
     async with console.Bars(screen).shown() as bars:
@@ -119,6 +129,7 @@ async def _race(args: argparse.Namespace, screen: Console) -> tuple[list[RaceRow
         concurrency=args.concurrency,
         strategies=wanted,
         timeout=args.timeout,
+        credentials=Credentials.found(args.admin_token, args.jwt_secret),
     )
     async with (
         run.optional_database(args.database_url or default_database_url()) as db,

@@ -17,6 +17,7 @@ from uuid import UUID
 import aiohttp
 import msgspec
 
+from couponapi.loadtest.credentials import NO_CREDENTIALS, Credentials
 from couponapi.loadtest.model import Outcome, Summary, classify
 from couponapi.loadtest.targets import Target
 
@@ -34,6 +35,7 @@ class Plan:
     user_prefix: str
     duration: float | None = None
     timeout: float = 10.0
+    credentials: Credentials = NO_CREDENTIALS
 
 
 @dataclass
@@ -68,9 +70,17 @@ class Tally:
 
 
 def _request(plan: Plan, user: str) -> tuple[dict[str, str], bytes | None]:
+    """A claim as `user`: v2 with a token minted for it (no body: the token names the user),
+    or with the admin credential naming the user when there is no secret; v1 with X-User-Id
+    (and the admin credential, which a server with COUPONAPI_V1_ACCESS=admin asks for)."""
+    credentials = plan.credentials
     if plan.target.wire == "v2":
-        return {"Content-Type": "application/json"}, msgspec.json.encode({"user_id": user})
-    return {"X-User-Id": user}, None
+        as_user = credentials.user_headers(user)
+        if as_user is not None:
+            return as_user, None
+        body = msgspec.json.encode({"user_id": user})
+        return {"Content-Type": "application/json", **credentials.admin_headers()}, body
+    return {"X-User-Id": user, **credentials.admin_headers()}, None
 
 
 async def _worker(

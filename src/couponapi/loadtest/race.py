@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from couponapi.loadtest import client, ledger
+from couponapi.loadtest.credentials import NO_CREDENTIALS, Credentials
 from couponapi.loadtest.crowd import Plan, Tally, new_session, rush
 from couponapi.loadtest.model import LedgerCheck, RaceRow, Summary
 from couponapi.loadtest.run import run_prefix
@@ -29,6 +30,7 @@ class RaceOptions:
     concurrency: int = 200
     strategies: tuple[str, ...] | None = None
     timeout: float = 10.0
+    credentials: Credentials = NO_CREDENTIALS
 
 
 OnStart = Callable[[Target, Tally], None]
@@ -104,7 +106,9 @@ async def race(
         stamp = time.strftime("%H:%M:%S")
         for target in targets:
             name = f"race {stamp} {target.name}"
-            coupon_id = await client.create_coupon(session, base, options.quantity, name)
+            coupon_id = await client.create_coupon(
+                session, base, options.quantity, name, options.credentials
+            )
             prefix = run_prefix(f"race-{target.name}")
             plan = Plan(
                 base_url=base,
@@ -114,6 +118,7 @@ async def race(
                 concurrency=options.concurrency,
                 user_prefix=prefix,
                 timeout=options.timeout,
+                credentials=options.credentials,
             )
             tally = Tally(planned=options.users)
             if on_start is not None:

@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from couponapi.loadtest import client, ledger
+from couponapi.loadtest.credentials import NO_CREDENTIALS, Credentials
 from couponapi.loadtest.crowd import Plan, Tally, new_session, rush
 from couponapi.loadtest.model import LoadResult
 from couponapi.loadtest.targets import Target
@@ -30,6 +31,7 @@ class Options:
     timeout: float = 10.0
     database_url: str | None = None
     per_user_limit: int = 1
+    credentials: Credentials = NO_CREDENTIALS
 
 
 def run_prefix(label: str = "lt") -> str:
@@ -65,7 +67,7 @@ async def loadtest(options: Options, tally: Tally | None = None) -> LoadResult:
     base = options.base_url.rstrip("/")
     await target_check(base, options.target)
     async with new_session(2, 10) as session:
-        before = await client.quantity_left(session, base, options.coupon_id)
+        before = await client.quantity_left(session, base, options.coupon_id, options.credentials)
     prefix = run_prefix()
     plan = Plan(
         base_url=base,
@@ -76,6 +78,7 @@ async def loadtest(options: Options, tally: Tally | None = None) -> LoadResult:
         user_prefix=prefix,
         duration=options.duration,
         timeout=options.timeout,
+        credentials=options.credentials,
     )
     async with optional_database(options.database_url) as db:
         # The database's quantity is exact; None means it is not this server's database.

@@ -22,6 +22,7 @@ from couponapi.domain.errors import (
     ClaimNotFound,
     CouponError,
     CouponNotFound,
+    NotPermitted,
 )
 from couponapi.strategies import CLAIM_STRATEGIES, GIVE_STRATEGIES
 
@@ -58,8 +59,14 @@ async def get_claim(pool: asyncpg.Pool, claim_id: UUID) -> Claim:
     return Claim(**row)
 
 
-async def release(pool: asyncpg.Pool, claim_id: UUID) -> Claim:
-    """Give the claim back (its coupon returns to what is left); 404, or 409 if not live."""
+async def release(pool: asyncpg.Pool, claim_id: UUID, owner: str | None = None) -> Claim:
+    """Give the claim back (its coupon returns to what is left); 404, or 409 if not live.
+
+    With `owner` (a user token's user), only that user's claim: any other id, held by someone
+    else or by no one, is the same NotPermitted, so a user cannot probe for others' claims.
+    A claim's user never changes, so checking it before the release cannot go stale."""
+    if owner is not None and await pool.fetchval(query("claim_user"), claim_id) != owner:
+        raise NotPermitted(f"claim {claim_id} is not one of yours")
     outcome: str = await pool.fetchval(query("release_claim"), claim_id)
     if outcome == "not_found":
         raise ClaimNotFound(f"claim {claim_id} not found")

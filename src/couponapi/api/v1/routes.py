@@ -92,7 +92,7 @@ async def list_coupons(request: Request) -> Response:
 async def create_coupon(request: Request) -> Response:
     """Create a coupon."""
     if settings_of(request).protect_v1_create:
-        require_admin(request)
+        await require_admin(request)
     data = decode_json_object(await read_body(request, settings_of(request).max_body_bytes))
     if data is None:
         raise InvalidRequest(422, "a JSON body with Type and Amount is required")

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from couponapi.api.auth import require_admin
+from couponapi.api.auth import authenticate, may_see_user, require_admin, require_server
+from couponapi.api.claimant import claimant
 from couponapi.api.deps import pool_of, settings_of
 from couponapi.api.inputs import (
     KEY_PATTERN,
@@ -30,6 +31,7 @@ from couponapi.api.v2.wire import (
     AUTH,
     INVALID,
     PAGE,
+    SIGNED,
     TAGS,
     UNKNOWN,
     ClaimCreate,
@@ -60,8 +62,10 @@ NOT_LIVE = (Problem, "The claim was released or redeemed already.")
     tags=TAGS,
     body=ClaimCreate,
     headers=KEY,
+    signed=True,
     responses={
         201: (Claim, "Claimed: the claim with its code."),
+        **SIGNED,
         404: UNKNOWN,
         409: (Problem, "Sold out, per-user limit reached, or not active (paused, window)."),
         413: (Problem, "Body too large."),
@@ -70,16 +74,15 @@ NOT_LIVE = (Problem, "The claim was released or redeemed already.")
 )
 async def claim(request: Request) -> Response:
     """Claim a coupon for a user."""
+    principal = await authenticate(request)
     settings = settings_of(request)
     strategy = request.query_params.get("strategy", settings.claim_strategy)
     if strategy not in CLAIM_STRATEGIES:
         raise InvalidRequest(422, f"unknown strategy {strategy!r}: one of {list(CLAIM_STRATEGIES)}")
     coupon_id = path_uuid(request, "coupon_id")
     key = idempotency_key(request)
-    body = await read_json(request, ClaimCreate)
-    claimed = await claims.claim(
-        pool_of(request), strategy, coupon_id, ClaimRequest(body.user_id, key)
-    )
+    user_id = await claimant(request, principal)
+    claimed = await claims.claim(pool_of(request), strategy, coupon_id, ClaimRequest(user_id, key))
     return json_response(claimed.claim, 201, REPLAYED if claimed.replayed else None)
 
 
@@ -97,7 +100,7 @@ def _page(found: list[Claim], limit: int) -> Response:
 )
 async def claims_of_coupon(request: Request) -> Response:
     """List a coupon's claims (admin)."""
-    require_admin(request)
+    await require_admin(request)
     coupon_id, limit = path_uuid(request, "coupon_id"), page_limit(request)
     found = await claims.claims_of_coupon(
         pool_of(request), coupon_id, page_cursor(request), limit + 1
@@ -110,13 +113,16 @@ async def claims_of_coupon(request: Request) -> Response:
     query=PAGE,
     tags=TAGS,
     path_formats={"user_id": ""},
-    responses={200: (ClaimPage, "One page of claims ([] when none)."), 422: INVALID},
+    signed=True,
+    responses={200: (ClaimPage, "One page of claims ([] when none)."), **SIGNED, 422: INVALID},
 )
 async def claims_of_user(request: Request) -> Response:
     """List a user's claims."""
+    principal = await authenticate(request)
     user_id = request.path_params["user_id"]
     if not 1 <= len(user_id) <= 128:
         raise InvalidRequest(422, "user_id must be 1 to 128 characters")
+    may_see_user(principal, user_id)
     limit = page_limit(request)
     found = await claims.claims_of_user(pool_of(request), user_id, page_cursor(request), limit + 1)
     return _page(found, limit)
@@ -124,9 +130,13 @@ async def claims_of_user(request: Request) -> Response:
 
 @operation(
     summary="Release a claim: its coupon goes back to the pool.",
+    description="With a user token, the holder's own claims only: any other id is 403, "
+    "whether or not such a claim exists.",
     tags=TAGS,
+    signed=True,
     responses={
         200: (Claim, "Released."),
+        **SIGNED,
         404: (Problem, "No claim with this id."),
         409: NOT_LIVE,
         422: INVALID,
@@ -134,16 +144,20 @@ async def claims_of_user(request: Request) -> Response:
 )
 async def release(request: Request) -> Response:
     """Release a claim."""
+    principal = await authenticate(request)
     claim_id = path_uuid(request, "claim_id")
-    return json_response(await claims.release(pool_of(request), claim_id))
+    owner = principal.subject if principal.is_user else None
+    return json_response(await claims.release(pool_of(request), claim_id, owner))
 
 
 @operation(
-    summary="Redeem a claim's code, exactly once.",
+    summary="Redeem a claim's code, exactly once (a server key or the admin).",
     tags=TAGS,
     body=RedeemRequest,
+    signed=True,
     responses={
         200: (Claim, "Redeemed."),
+        **SIGNED,
         404: (Problem, "No claim with this code."),
         409: NOT_LIVE,
         413: (Problem, "Body too large."),
@@ -152,6 +166,7 @@ async def release(request: Request) -> Response:
 )
 async def redeem(request: Request) -> Response:
     """Redeem a claim's code."""
+    await require_server(request)
     code = normalize_code((await read_json(request, RedeemRequest)).code)
     if code is None:
         raise InvalidRequest(422, "a code is 12 letters and digits, like 7K3M-Q9XA-T2VD")

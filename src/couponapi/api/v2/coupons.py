@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from couponapi.api.auth import require_admin
+from couponapi.api.auth import reader, require_admin
 from couponapi.api.deps import pool_of
 from couponapi.api.inputs import page_cursor, page_limit, page_of, path_uuid, read_json
 from couponapi.api.openapi import operation
@@ -46,7 +46,7 @@ from couponapi.services import coupons
 )
 async def create_coupon(request: Request) -> Response:
     """Create a coupon (admin)."""
-    require_admin(request)
+    await require_admin(request)
     body = await read_json(request, CouponCreate)
     new = NewCoupon(
         id=body.id or uuid4(), name=body.name, type=body.type, quantity=body.quantity,
@@ -66,6 +66,7 @@ async def create_coupon(request: Request) -> Response:
 )
 async def list_coupons(request: Request) -> Response:
     """List coupons, oldest first."""
+    await reader(request)
     limit = page_limit(request)
     found = await coupons.list_coupons(pool_of(request), page_cursor(request), limit + 1)
     items, cursor = page_of(found, limit, lambda coupon: (coupon.created_at, coupon.id))
@@ -79,6 +80,7 @@ async def list_coupons(request: Request) -> Response:
 )
 async def get_coupon(request: Request) -> Response:
     """Get one coupon with its counts."""
+    await reader(request)
     coupon_id = path_uuid(request, "coupon_id")
     return json_response(CouponPublic.of(await coupons.get_coupon(pool_of(request), coupon_id)))
 
@@ -100,7 +102,7 @@ async def get_coupon(request: Request) -> Response:
 )
 async def update_coupon(request: Request) -> Response:
     """Change a coupon (admin)."""
-    require_admin(request)
+    await require_admin(request)
     coupon_id = path_uuid(request, "coupon_id")
     body = await read_json(request, CouponUpdate)
     change = CouponChange(

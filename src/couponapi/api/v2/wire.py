@@ -24,7 +24,15 @@ PAGE = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size (default 50)."),
     ("cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "The previous page's next_cursor."),
 )
-AUTH = {401: (Problem, "No admin bearer token."), 403: (Problem, "Wrong admin token.")}
+AUTH = {
+    401: (Problem, "No credential (WWW-Authenticate says which scheme)."),
+    403: (Problem, "The credential is not valid, or not the admin's."),
+}
+# Routes any valid credential may call (a user token acting for itself).
+SIGNED = {
+    401: (Problem, "No credential: a user token, a server key or the admin token."),
+    403: (Problem, "The credential is not valid, or does not allow this."),
+}
 INVALID = (Problem, "Malformed id, body or query parameter.")
 UNKNOWN = (Problem, "No coupon with this id.")
 
@@ -95,9 +103,10 @@ class CouponPage(msgspec.Struct):
 
 
 class ClaimCreate(msgspec.Struct, forbid_unknown_fields=True):
-    """Who claims."""
+    """Who claims: required with a server key or the admin credential; with a user token
+    the body may be left out, and a user_id must be the token's own."""
 
-    user_id: UserId
+    user_id: UserId | UnsetType = UNSET
 
 
 class ClaimPage(msgspec.Struct):

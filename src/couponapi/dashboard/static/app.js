@@ -85,10 +85,28 @@ function render(stats) {
   document.getElementById("empty").hidden = stats.coupons.length > 0;
 }
 
+// The dashboard's data is the admin's unless the server opens it (COUPONAPI_DASHBOARD_PUBLIC):
+// the token typed in the form is sent with every poll, and kept for this tab only.
+function token() {
+  const typed = document.querySelector("input[name=token]").value;
+  if (typed) sessionStorage.setItem("couponapi-token", typed);
+  return typed || sessionStorage.getItem("couponapi-token") || "";
+}
+
+function authHeaders() {
+  const given = token();
+  return given ? { "Authorization": `Bearer ${given}` } : {};
+}
+
 async function poll() {
   const live = document.getElementById("live");
   try {
-    const response = await fetch("/dashboard/stats", { cache: "no-store" });
+    const response = await fetch("/dashboard/stats", { cache: "no-store", headers: authHeaders() });
+    if (response.status === 401 || response.status === 403) {
+      live.classList.add("stale");
+      live.textContent = "locked: type the admin token below";
+      return;
+    }
     if (!response.ok) throw new Error(String(response.status));
     render(await response.json());
     live.classList.remove("stale");
@@ -120,7 +138,9 @@ async function followRace() {
   const state = document.getElementById("race-state");
   const button = document.getElementById("race-button");
   try {
-    const status = await (await fetch("/dashboard/race", { cache: "no-store" })).json();
+    const answer = await fetch("/dashboard/race", { cache: "no-store", headers: authHeaders() });
+    if (!answer.ok) return;  // locked: the admin token is needed to follow a race
+    const status = await answer.json();
     raceRows(status);
     const running = status.state === "running" || status.state === "elsewhere";
     button.disabled = running;
@@ -148,9 +168,7 @@ async function startRace(event) {
   for (const key of ["quantity", "users", "concurrency"]) body[key] = Number(form.get(key));
   const state = document.getElementById("race-state");
   document.getElementById("race-button").disabled = true;
-  const headers = {
-    "Content-Type": "application/json", "Authorization": `Bearer ${form.get("token")}`,
-  };
+  const headers = { "Content-Type": "application/json", ...authHeaders() };
   const response = await fetch("/dashboard/race", {
     method: "POST", headers, body: JSON.stringify(body),
   });

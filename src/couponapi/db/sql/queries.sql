@@ -203,6 +203,10 @@ WHERE user_id = $1 AND (claimed_at, id) > ($2, $3)
 ORDER BY claimed_at, id
 LIMIT $4;
 
+-- name: claim_user
+-- Who holds a claim (NULL: no such claim); a user token may release its own claims only.
+SELECT user_id FROM claim WHERE id = $1;
+
 -- name: release_claim
 -- Give a claim back (locks coupon row -> claim row, see release_claim_v1); one row.
 SELECT outcome FROM release_claim_v1($1);
@@ -225,3 +229,24 @@ WITH expired AS (
                   FOR UPDATE SKIP LOCKED)
     RETURNING 1)
 SELECT count(*) FROM expired;
+
+-- API keys (migration 0005, couponapi.services.keys) ----------------------------------------
+
+-- name: insert_api_key
+-- Store a new key's lookup and digest (never the key); a live key of the same name raises
+-- unique_violation (api_key_live_name_idx).
+INSERT INTO api_key (name, lookup, digest, scope) VALUES ($1, $2, $3, $4)
+RETURNING name, scope, created_at, revoked_at;
+
+-- name: list_api_keys
+-- Every key, live and revoked, oldest first (no digest: it is nobody's business).
+SELECT name, scope, created_at, revoked_at FROM api_key ORDER BY created_at, id;
+
+-- name: revoke_api_key
+-- Revoke the live key of this name; no row when there is none.
+UPDATE api_key SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL
+RETURNING name, scope, created_at, revoked_at;
+
+-- name: live_api_keys
+-- What every process caches (identity.keyring reloads it every half second): the live keys.
+SELECT lookup, digest, name, scope FROM api_key WHERE revoked_at IS NULL;

@@ -102,6 +102,24 @@ CREATE TABLE idempotency_key
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 
+-- API keys for servers and admins (docs/identity.md): only the SHA-256 of a key is stored,
+-- under a lookup id that names the row. A revoked key keeps its row; its name may be reused.
+CREATE TABLE api_key
+(
+    id         bigint      GENERATED ALWAYS AS IDENTITY
+        CONSTRAINT api_key_pk PRIMARY KEY,
+    name       text        NOT NULL
+        CONSTRAINT api_key_name_valid CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'),
+    lookup     text        NOT NULL
+        CONSTRAINT api_key_lookup_unique UNIQUE,
+    digest     bytea       NOT NULL
+        CONSTRAINT api_key_digest_sha256 CHECK (length(digest) = 32),
+    scope      text        NOT NULL
+        CONSTRAINT api_key_scope_known CHECK (scope IN ('server', 'admin')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+
 -- ---- indexes -----------------------------------------------------------------------------
 
 -- Cursor pagination of the coupons, oldest first.
@@ -117,6 +135,8 @@ CREATE INDEX claim_redeemed_idx ON claim (coupon_id) WHERE status = 'redeemed';
 CREATE INDEX claim_event_coupon_idx ON claim_event (coupon_id);
 CREATE INDEX claim_event_claim_idx ON claim_event (claim_id);
 CREATE INDEX idempotency_key_created_idx ON idempotency_key (created_at);
+-- One live key per name: `keys revoke NAME` names exactly one.
+CREATE UNIQUE INDEX api_key_live_name_idx ON api_key (name) WHERE revoked_at IS NULL;
 
 -- ---- v1: give a coupon -------------------------------------------------------------------
 
