@@ -74,7 +74,7 @@ def create_app(settings: Settings) -> Starlette:
 
     dashboard = Dashboard()  # the live page, its stats and the race button
     handlers = dashboard.count_refusals(exception_handlers())
-    claim_routes = [v2_claims.claim_route(), *v1.give_routes()]
+    claim_routes = [v2_claims.claim_route(), *(v1.give_routes() if v1_on else [])]
     app = Starlette(
         routes=[
             *(v1.routes() if v1_on else []),
