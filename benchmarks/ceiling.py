@@ -4,7 +4,7 @@
 same function, group commit and pool) with nothing around them: no framework, middleware,
 input checks or error handling. Both run under granian with the same settings and 2 workers
 on one database: v2 group commit at 100 connections on one hot coupon beside our
-give-transaction route (the issue's stand-in for the original), and at 1,000 connections;
+give-transaction route (the stand-in for the original), and at 1,000 connections;
 in turn (the order rotates by round), ROUNDS times, each run's database checked as in
 benchmarks.run and its CPU per claim split as in benchmarks.cpu. What the yardstick reaches
 bounds what any web layer could make of this SQL on this machine; what the service spends

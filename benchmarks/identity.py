@@ -6,7 +6,7 @@ the machine's pace changing: no credential (benchmarks.open_app: the service wit
 authentication taken out, the claim of before identity), a user token per request signed
 HS256, the same signed ES256 (the server holds only the public key), and a server key naming
 the user in the body. Load runs mint one token per crowd member: every request is a new user
-with a token never seen before, so no cache helps. Goal (the issue): HS256 at >= 0.85x of
+with a token never seen before, so no cache helps. Goal: HS256 at >= 0.85x of
 the unauthenticated figure; ES256 reported.
 """
 

@@ -72,7 +72,7 @@ def find(records: list[Record], strategy: str, api: str, scenario: str) -> Recor
 
 @dataclass(frozen=True)
 class Standing:
-    """Where the issue's targets stand in one run: each pair of the target pass (give-transaction
+    """Where the goals stand in one run: each pair of the target pass (give-transaction
     then the default v2 strategy, seconds apart), and the 1,000-connection crowds. A run without
     a target pass (older files, `--skip targets`) gives its claims pass as one round."""
 
@@ -125,7 +125,7 @@ def _each(values: list[float], unit: str = "", digits: int = 0) -> str:
 
 
 def ratios(run: Record, default: str) -> list[str]:
-    """The issue's targets, measured side by side in this run."""
+    """The goals, measured side by side in this run."""
     found = standing(run, default)
     lines = []
     if found.pairs:
@@ -136,8 +136,8 @@ def ratios(run: Record, default: str) -> list[str]:
             f"`{default}` {_each(rates)} claims/s against our give-transaction "
             f"{_each(lockings)}/s: **{found.ratio:.1f}x** (median of {_each(found.ratios, 'x', 1)})"
             f"; median {found.rate:,.0f}/s = **{found.rate / GO_ORIGINAL_CLAIMS_PER_S:.1f}x** "
-            f"the original Go service (~{GO_ORIGINAL_CLAIMS_PER_S}/s, the issue author's "
-            "measurement)."
+            f"the original Go service (~{GO_ORIGINAL_CLAIMS_PER_S}/s, measured on this machine "
+            "when the goals were set)."
         )
     if found.crowds:
         lines.append(
@@ -164,7 +164,7 @@ def write(run: Record, folder: Path) -> None:
         f"Server: {run['server']} with {run['workers']} workers; wrk with 2 threads, "
         "every request a new user; the database checked after every run.",
         "",
-        "## Targets of issue 4",
+        "## Goals",
         "",
         *ratios(run, default),
         "",
@@ -174,7 +174,7 @@ def write(run: Record, folder: Path) -> None:
         if rows:
             out += [f"## {scenario.what}", "", HEADER, *map(_row, rows), ""]
     if run.get("targets"):
-        out += ["## The issue's targets, run in turn (round: give-transaction, v2 hot-100, "
+        out += ["## The goals, run in turn (round: give-transaction, v2 hot-100, "
                 "v2 hot-1000)", "", HEADER.replace("| target |", "| round | target | scenario |")
                 .replace("| --- | --- |", "| ---: | --- | --- | --- |", 1)]  # fmt: skip
         for r in run["targets"]:

@@ -1,7 +1,7 @@
 """`python -m benchmarks.run [--quick] [--only TEXT] [--server S]`: the whole benchmark suite.
 
 Order: pgbench (PostgreSQL alone), every claim strategy under every scenario on the default
-server, the runs the issue's targets compare (give-transaction and the default v2 strategy,
+server, the runs the goals compare (give-transaction and the default v2 strategy,
 in turn, five times), then the server comparison (each server in turn on the same
 endpoints). After every wrk run the database is checked (benchmarks.ledger); a broken
 invariant is a failure, not a figure. Results: results/run-<time>.json, results/latest.json,
@@ -211,7 +211,7 @@ def main() -> None:
                              **measure(url, base, target, scenario, seconds(scenario))}
                         )  # fmt: skip
         if "targets" not in args.skip:
-            print(f"the issue's targets, in turn, {TARGET_ROUNDS} times ({server}):", flush=True)
+            print(f"the goals, in turn, {TARGET_ROUNDS} times ({server}):", flush=True)
             with running_service(url, server, WORKERS) as base:
                 for round_ in range(1, TARGET_ROUNDS + 1):
                     for target, scenario in target_matrix():

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from couponapi.strategies import CLAIM_STRATEGIES, GIVE_STRATEGIES
 
-GO_ORIGINAL_CLAIMS_PER_S = 620  # the original Go service, measured by the issue's author here
+# The original Go service, measured on this machine when the goals were set.
+GO_ORIGINAL_CLAIMS_PER_S = 620
 HOT_QUANTITY = 10_000_000  # a hot coupon never sells out during a run
 SPREAD_QUANTITY = 100_000
 
@@ -83,7 +84,7 @@ TARGET_ROUNDS = 5  # give-transaction alone swings 208-854/s between rounds here
 
 
 def target_matrix() -> list[tuple[Target, Scenario]]:
-    """The runs the issue's targets compare, run in turn TARGET_ROUNDS times: the stand-in for
+    """The runs the goals compare, run in turn TARGET_ROUNDS times: the stand-in for
     the original (give-transaction) beside the default v2 strategy, and the 1,000-connection
     crowd. Taken seconds apart, a ratio is not skewed by the machine's pace changing between
     passes minutes apart (up to 2x here)."""

@@ -16,8 +16,8 @@ GIVE_PATHS = [
     "give",
     "give-transaction",
     "give-transaction-pgfunction",
-    "give-atomic",  # speed (issue 4)
-    "give-group-commit",  # speed (issue 4)
+    "give-atomic",
+    "give-group-commit",
 ]
 
 

@@ -1,4 +1,4 @@
--- claim_coupons_v1, decided set-based (issue 4). Same signature, rows and contract as in
+-- claim_coupons_v1, decided set-based. Same signature, rows and contract as in
 -- 0002 (documented there); what changes is the cost. A refusal that holds for everyone is
 -- answered from a plain read, with no lock and no write, when no key needs storing; otherwise
 -- one statement decides the whole batch (instead of a loop of per-element jsonb work), then
