@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from couponapi import servers
 from couponapi.admin_token import kept_or_new_token, token_file
@@ -41,8 +43,13 @@ def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
 
 
 def serve(settings: Settings) -> None:
-    """Prepare the database, then serve the API until SIGINT or SIGTERM."""
+    """Prepare the database, then serve the API until SIGINT or SIGTERM.
+
+    A private PostgreSQL that this call started is watched by a supervisor process, which
+    starts it again when it dies (db/supervisor), and is stopped on exit; one that was
+    already running (`couponapi db start`) is neither watched nor stopped: it is not ours."""
     url, started = database_url(settings)
+    supervisor: subprocess.Popen[bytes] | None = None
     try:
         applied = asyncio.run(_prepare(url))
         if applied:
@@ -52,11 +59,29 @@ def serve(settings: Settings) -> None:
         # Each worker keeps its metrics in files here; /metrics sums them (couponapi.metrics).
         metrics_dir = tempfile.mkdtemp(prefix="couponapi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        if started is not None:
+            supervisor = _supervise(started, settings)
         servers.run(settings, log_config(settings.log_level))
     finally:
+        if supervisor is not None:
+            # First: it must not start the server again while we stop it.
+            supervisor.terminate()
+            supervisor.wait(timeout=90)  # at worst, one restart it was in the middle of
         if started is not None:
             started.stop()
+        if state := os.environ.pop("COUPONAPI_SUPERVISOR_STATE", None):
+            Path(state).unlink(missing_ok=True)
         shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)
+
+
+def _supervise(server: EmbeddedPostgres, settings: Settings) -> subprocess.Popen[bytes]:
+    """Start the process that restarts `server` when it dies; the workers learn where it
+    keeps its state (for /metrics) through the environment."""
+    state = server.data_dir / "supervisor.json"
+    state.unlink(missing_ok=True)  # a killed serve's last word is not this one's
+    os.environ["COUPONAPI_SUPERVISOR_STATE"] = str(state)
+    command = [sys.executable, "-m", "couponapi.db.supervisor", str(server.data_dir)]
+    return subprocess.Popen([*command, str(state), str(os.getpid()), settings.log_level])
 
 
 def _admin_token(settings: Settings) -> None:

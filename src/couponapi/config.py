@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     protect_v1_create: bool = Field(
         default=False, description="Put v1's create route behind the admin token too."
     )
+    supervisor_state: Path | None = Field(
+        default=None,
+        description="Set by `serve` when it supervises its private PostgreSQL: the file where "
+        "the supervisor notes restarts (for /metrics).",
+    )
     # Checked against couponapi.strategies.CLAIM_STRATEGIES at start-up (cli, create_app):
     # the settings import nothing of ours.
     claim_strategy: str = Field(
