@@ -25,6 +25,7 @@ from couponapi.api.v2 import coupons as v2_coupons
 from couponapi.config import Settings
 from couponapi.dashboard.routes import Dashboard
 from couponapi.db.pool import create_pool
+from couponapi.db.session_defaults import apply_timeouts_if_reachable
 from couponapi.services.claims import sweep_expired_keys_forever
 from couponapi.strategies import check_claim_strategy
 
@@ -67,6 +68,8 @@ def create_app(settings: Settings) -> CouponApp:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # First: a session takes the role's timeouts when it starts, so before any exists.
+        await apply_timeouts_if_reachable(settings)
         app.state.pool = await create_pool(database_url, settings)
         # Everything loaded so far lives as long as the process: out of the garbage
         # collector's sight, a full collection no longer walks it (measured: the collector

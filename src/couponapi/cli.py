@@ -17,6 +17,8 @@ from couponapi.admin_token import kept_or_new_token, token_file
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from couponapi.db.migrate import ensure_database, migrate_url
+from couponapi.db.pool import connect
+from couponapi.db.session_defaults import apply_timeouts
 from couponapi.loadtest import commands as load_commands
 from couponapi.logs import log_config
 from couponapi.strategies import check_claim_strategy
@@ -26,9 +28,19 @@ def _embedded(settings: Settings) -> EmbeddedPostgres:
     return EmbeddedPostgres(settings.data_dir)
 
 
-async def _prepare(url: str) -> list[str]:
-    await ensure_database(url)
-    return await migrate_url(url)
+async def _prepare(url: str, settings: Settings) -> list[str]:
+    """Create and migrate the database, and give the service's role its timeouts; over the
+    direct URL when DATABASE_URL is a pooler."""
+    direct = settings.direct_database_url or url
+    cache = settings.statement_cache_size
+    await ensure_database(direct, cache)
+    applied = await migrate_url(direct, cache)
+    connection = await connect(direct, settings)
+    try:
+        await apply_timeouts(connection, settings, service_url=url)
+    finally:
+        await connection.close()
+    return applied
 
 
 def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -51,7 +63,7 @@ def serve(settings: Settings) -> None:
     url, started = database_url(settings)
     supervisor: subprocess.Popen[bytes] | None = None
     try:
-        applied = asyncio.run(_prepare(url))
+        applied = asyncio.run(_prepare(url, settings))
         if applied:
             print(f"applied migrations: {', '.join(applied)}", flush=True)
         os.environ["DATABASE_URL"] = url  # the workers read their settings from here
@@ -128,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "migrate":
             url, started = database_url(settings)
             try:
-                applied = asyncio.run(_prepare(url))
+                applied = asyncio.run(_prepare(url, settings))
             finally:
                 if started is not None:
                     started.stop()
@@ -138,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.action == "start":
             server = _embedded(settings)
             server.start()
-            asyncio.run(_prepare(server.info().url()))
+            asyncio.run(_prepare(server.info().url(), settings))
             print(server.info().url())
         else:
             _embedded(settings).stop()

@@ -21,6 +21,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "COUPONAPI_DATABASE_URL"),
         description="PostgreSQL to use; when unset, `serve` starts the private one.",
     )
+    direct_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL itself when DATABASE_URL is a pooler (PgBouncer): where "
+        "migrations, creating the database and the role's timeouts go; default DATABASE_URL.",
+    )
+    statement_cache_size: int = Field(
+        default=100,
+        ge=0,
+        description="Prepared statements asyncpg keeps per connection; 0 behind PgBouncer "
+        "in transaction mode older than 1.21 (Debian 12's is 1.18): each query is then "
+        "parsed every time, one more round trip (docs/scaling.md).",
+    )
     data_dir: Path = Field(
         default=Path(".couponapi"),
         description="Where the private PostgreSQL keeps its data (kept across restarts).",
@@ -51,10 +63,14 @@ class Settings(BaseSettings):
     )
     # Reliability and operations: bounds, logs, metrics, abuse limits.
     lock_timeout_ms: int = Field(
-        default=2_000, ge=0, description="PostgreSQL lock_timeout on pool connections (0: none)."
+        default=2_000,
+        ge=0,
+        description="PostgreSQL lock_timeout of the service's role in its database (0: none).",
     )
     statement_timeout_ms: int = Field(
-        default=5_000, ge=0, description="PostgreSQL statement_timeout on every pool connection."
+        default=5_000,
+        ge=0,
+        description="PostgreSQL statement_timeout of the service's role in its database.",
     )
     log_level: str = Field(default="info", description="Log level of the JSON logs.")
     access_log: bool = Field(default=False, description="Log one JSON line per request.")
