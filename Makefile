@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
+POOLER := $(VENV)/.pgbouncer
 
 .PHONY: help serve test pytest lint format clean bench bench-ratelimit
 
@@ -23,7 +24,11 @@ $(BROWSER): scripts/ensure-chromium
 	./scripts/ensure-chromium
 	touch $@
 
-pytest: $(READY) $(BROWSER) ## run the test suite only (ARGS="-k name" to select)
+$(POOLER): scripts/ensure-pgbouncer
+	./scripts/ensure-pgbouncer
+	touch $@
+
+pytest: $(READY) $(BROWSER) $(POOLER) ## run the test suite only (ARGS="-k name" to select)
 	$(BIN)/pytest $(ARGS)
 
 lint: $(READY) ## ruff and mypy --strict

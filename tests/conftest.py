@@ -2,15 +2,23 @@
 
 The server is the same launcher `serve` uses. The schema is migrated once into a template
 database; each test gets `CREATE DATABASE ... TEMPLATE`, which copies it in milliseconds.
+
+With COUPONAPI_TEST_POOLER=pgbouncer (tests/concurrency/test_through_pgbouncer runs suites
+so), the service under test reaches its database through PgBouncer in transaction mode:
+`database_url` is the pooled URL, COUPONAPI_STATEMENT_CACHE_SIZE=0 and
+COUPONAPI_DIRECT_DATABASE_URL are set as an operator would; the tests' own `pool` and
+`direct_url` go straight to PostgreSQL to arrange and check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import asyncpg
@@ -20,9 +28,11 @@ import pytest
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, ServerInfo
 from couponapi.db.migrate import ensure_database, migrate_url
+from tests import pgbouncer
 from tests.support import app_client
 
 TEMPLATE = "couponapi_template"
+POOLER = os.environ.get("COUPONAPI_TEST_POOLER", "")
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +55,29 @@ def pg_server() -> Iterator[ServerInfo]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def pooler_port(pg_server: ServerInfo) -> Iterator[int | None]:
+    """PgBouncer's port when the session runs through it (COUPONAPI_TEST_POOLER), else None."""
+    if POOLER != "pgbouncer":
+        yield None
+        return
+    if pgbouncer.binary() is None:
+        pytest.skip("COUPONAPI_TEST_POOLER=pgbouncer, but pgbouncer is not installed")
+    saved = os.environ.get("COUPONAPI_STATEMENT_CACHE_SIZE")
+    os.environ["COUPONAPI_STATEMENT_CACHE_SIZE"] = "0"  # PgBouncer 1.18: no prepared statements
+    try:
+        with pgbouncer.pgbouncer(pg_server) as port:
+            yield port
+    finally:
+        os.environ.pop("COUPONAPI_STATEMENT_CACHE_SIZE")
+        if saved is not None:
+            os.environ["COUPONAPI_STATEMENT_CACHE_SIZE"] = saved
+
+
 @pytest.fixture
-async def database_url(pg_server: ServerInfo) -> AsyncIterator[str]:
-    """The URL of a fresh database, a copy of the migrated template, dropped afterwards."""
+async def direct_url(pg_server: ServerInfo) -> AsyncIterator[str]:
+    """The URL of a fresh database on PostgreSQL itself, a copy of the migrated template,
+    dropped afterwards."""
     name = f"test_{uuid4().hex[:16]}"
     admin = await asyncpg.connect(pg_server.url("postgres"))
     try:
@@ -56,6 +86,17 @@ async def database_url(pg_server: ServerInfo) -> AsyncIterator[str]:
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+def database_url(direct_url: str, pooler_port: int | None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL the service under test uses: `direct_url`, or the same database through
+    PgBouncer (then the direct one is COUPONAPI_DIRECT_DATABASE_URL for servers started)."""
+    if pooler_port is None:
+        return direct_url
+    monkeypatch.setenv("COUPONAPI_DIRECT_DATABASE_URL", direct_url)
+    host = "127.0.0.1"
+    return direct_url.replace(f"@{host}:{urlsplit(direct_url).port}/", f"@{host}:{pooler_port}/")
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +120,9 @@ def module_database_url(pg_server: ServerInfo) -> Iterator[str]:
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(direct_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's database, for arranging data and checking results."""
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=20) as test_pool:
+    async with asyncpg.create_pool(direct_url, min_size=1, max_size=20) as test_pool:
         yield test_pool
 
 
