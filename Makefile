@@ -6,7 +6,7 @@ READY := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
 POOLER := $(VENV)/.pgbouncer
 
-.PHONY: help serve test pytest lint format clean bench bench-ratelimit
+.PHONY: help serve test pytest lint format clean bench bench-ratelimit multihost
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ bench: $(READY) ## benchmark suite, ~15 min (ARGS="--quick" for a short run); se
 bench-ratelimit: $(READY) ## what the claim rate limiter costs, off vs on (~1.5 min)
 	./benchmarks/ensure-tools
 	$(BIN)/python -m benchmarks.ratelimit
+
+multihost: $(READY) ## 1, 2, 3 hosts (network namespaces) on one PostgreSQL, ~3 min; root
+	./benchmarks/multihost.sh
 
 clean: ## remove the venv and caches (keeps the database in .couponapi)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

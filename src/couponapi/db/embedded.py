@@ -123,8 +123,13 @@ def _reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
 class EmbeddedPostgres:
     """One PostgreSQL cluster in one data directory: create, start, stop, describe."""
 
-    def __init__(self, data_dir: Path, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, bin_dir: Path | None = None, listen_addresses: str = "127.0.0.1"
+    ) -> None:
         self.data_dir = data_dir.resolve()
+        # More than loopback only for `make multihost`, whose hosts are network namespaces
+        # that cannot reach this namespace's 127.0.0.1 (a bridge address, allowed in hba).
+        self.listen_addresses = listen_addresses
         self.pgdata = self.data_dir / "pgdata"
         self.log_file = self.data_dir / "postgres.log"
         self.info_file = self.data_dir / "server.json"
@@ -196,7 +201,8 @@ class EmbeddedPostgres:
                 raise EmbeddedPostgresError(f"port {info.port} is taken: cannot restart there")
             info = ServerInfo(port=_free_port(), password=info.password)
             self._write_info(info)
-        options = " ".join(f"-c {key}={value!r}" for key, value in SERVER_SETTINGS.items())
+        wanted = {**SERVER_SETTINGS, "listen_addresses": self.listen_addresses}
+        options = " ".join(f"-c {key}={value!r}" for key, value in wanted.items())
         started = self._run(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata),
             "-l", str(self.log_file), "-o", f"-p {info.port} {options}",
@@ -208,6 +214,14 @@ class EmbeddedPostgres:
             )
             raise EmbeddedPostgresError(f"PostgreSQL did not start:\n{started.stderr}\n{tail}")
         return True
+
+    def allow_network(self, cidr: str) -> None:
+        """Let clients from `cidr` log in (with the password), from the next start on."""
+        hba = self.pgdata / "pg_hba.conf"
+        line = f"host all all {cidr} scram-sha-256\n"
+        if line not in hba.read_text():
+            with hba.open("a") as out:
+                out.write(line)
 
     def stop(self) -> None:
         """Stop the server, letting it finish a clean checkpoint (fast shutdown)."""
