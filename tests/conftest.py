@@ -55,23 +55,21 @@ def pg_server() -> Iterator[ServerInfo]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pooler_port(pg_server: ServerInfo) -> Iterator[int | None]:
-    """PgBouncer's port when the session runs through it (COUPONAPI_TEST_POOLER), else None."""
+@pytest.fixture
+def pooler_port(pg_server: ServerInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[int | None]:
+    """PgBouncer's port when the session runs through it (COUPONAPI_TEST_POOLER), else None.
+
+    One PgBouncer per test: in one long-lived PgBouncer 1.18, after a few dozen databases
+    were made and dropped under it (the suite's one per test), new logins were seen to hang
+    without a line in its log; production does not churn databases, the suite does."""
     if POOLER != "pgbouncer":
         yield None
         return
     if pgbouncer.binary() is None:
         pytest.skip("COUPONAPI_TEST_POOLER=pgbouncer, but pgbouncer is not installed")
-    saved = os.environ.get("COUPONAPI_STATEMENT_CACHE_SIZE")
-    os.environ["COUPONAPI_STATEMENT_CACHE_SIZE"] = "0"  # PgBouncer 1.18: no prepared statements
-    try:
-        with pgbouncer.pgbouncer(pg_server) as port:
-            yield port
-    finally:
-        os.environ.pop("COUPONAPI_STATEMENT_CACHE_SIZE")
-        if saved is not None:
-            os.environ["COUPONAPI_STATEMENT_CACHE_SIZE"] = saved
+    monkeypatch.setenv("COUPONAPI_STATEMENT_CACHE_SIZE", "0")  # 1.18: no prepared statements
+    with pgbouncer.pgbouncer(pg_server) as port:
+        yield port
 
 
 @pytest.fixture

@@ -105,11 +105,12 @@ def _report(log: Path) -> None:
     if not where:
         return
     said = log.read_text(errors="replace") if log.exists() else ""
-    report = {
-        "logins": said.count("login attempt:"),
-        "refused_parameters": said.count("unsupported startup parameter"),
-        "version": version(),
-    }
+    report = json.loads(Path(where).read_text()) if Path(where).exists() else {"logins": 0}
+    report["logins"] += said.count("login attempt:")  # one PgBouncer per test: add them up
+    report["refused_parameters"] = report.get("refused_parameters", 0) + said.count(
+        "unsupported startup parameter"
+    )
+    report["version"] = version()
     Path(where).write_text(json.dumps(report))
 
 
