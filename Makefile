@@ -49,7 +49,7 @@ bench-ratelimit: $(READY) ## what the claim rate limiter costs, off vs on (~1.5 
 	./benchmarks/ensure-tools
 	$(BIN)/python -m benchmarks.ratelimit
 
-multihost: $(READY) ## 1, 2, 3 hosts (network namespaces) on one PostgreSQL, ~3 min; root
+multihost: $(READY) ## 1, 2, 3 hosts (network namespaces) on one PostgreSQL (~1 min, root)
 	./benchmarks/multihost.sh
 
 clean: ## remove the venv and caches (keeps the database in .couponapi)
