@@ -8,8 +8,9 @@ TEST_READY := $(VENV)/.test-ready
 BENCH_READY := $(VENV)/.bench-ready
 BROWSER := $(VENV)/.browser
 LOCK := pyproject.toml uv.lock scripts/bootstrap-venv
+POOLER := $(VENV)/.pgbouncer
 
-.PHONY: help serve test pytest lint format clean bench bench-ratelimit
+.PHONY: help serve test pytest lint format clean bench bench-ratelimit multihost
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,7 +36,11 @@ $(BROWSER): scripts/ensure-chromium
 	./scripts/ensure-chromium
 	touch $@
 
-pytest: $(TEST_READY) $(BROWSER) ## run the test suite only (ARGS="-k name" to select)
+$(POOLER): scripts/ensure-pgbouncer
+	./scripts/ensure-pgbouncer
+	touch $@
+
+pytest: $(TEST_READY) $(BROWSER) $(POOLER) ## run the test suite only (ARGS="-k name" to select)
 	$(BIN)/pytest $(ARGS)
 
 lint: $(TEST_READY) ## ruff and mypy --strict (src, tests, benchmarks)
@@ -54,6 +59,9 @@ bench: $(BENCH_READY) ## benchmark suite, ~15 min (ARGS="--quick" for a short ru
 bench-ratelimit: $(BENCH_READY) ## what the claim rate limiter costs, off vs on (~1.5 min)
 	./benchmarks/ensure-tools
 	$(BIN)/python -m benchmarks.ratelimit
+
+multihost: $(BENCH_READY) ## 1, 2, 3 hosts (network namespaces) on one PostgreSQL (~1 min, root)
+	./benchmarks/multihost.sh
 
 clean: ## remove the venv and caches (keeps the database in .couponapi)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,15 +2,23 @@
 
 The server is the same launcher `serve` uses. The schema is migrated once into a template
 database; each test gets `CREATE DATABASE ... TEMPLATE`, which copies it in milliseconds.
+
+With COUPONAPI_TEST_POOLER=pgbouncer (tests/concurrency/test_through_pgbouncer runs suites
+so), the service under test reaches its database through PgBouncer in transaction mode:
+`database_url` is the pooled URL, COUPONAPI_STATEMENT_CACHE_SIZE=0 and
+COUPONAPI_DIRECT_DATABASE_URL are set as an operator would; the tests' own `pool` and
+`direct_url` go straight to PostgreSQL to arrange and check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import asyncpg
@@ -21,10 +29,12 @@ from pydantic import SecretStr
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, ServerInfo
 from couponapi.db.migrate import ensure_database, migrate_url
+from tests import pgbouncer
 from tests.support import app_client
 from tests.v2_support import JWT_SECRET, TOKEN
 
 TEMPLATE = "couponapi_template"
+POOLER = os.environ.get("COUPONAPI_TEST_POOLER", "")
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +58,26 @@ def pg_server() -> Iterator[ServerInfo]:
 
 
 @pytest.fixture
-async def database_url(pg_server: ServerInfo) -> AsyncIterator[str]:
-    """The URL of a fresh database, a copy of the migrated template, dropped afterwards."""
+def pooler_port(pg_server: ServerInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[int | None]:
+    """PgBouncer's port when the session runs through it (COUPONAPI_TEST_POOLER), else None.
+
+    One PgBouncer per test: in one long-lived PgBouncer 1.18, after a few dozen databases
+    were made and dropped under it (the suite's one per test), new logins were seen to hang
+    without a line in its log; production does not churn databases, the suite does."""
+    if POOLER != "pgbouncer":
+        yield None
+        return
+    if pgbouncer.binary() is None:
+        pytest.skip("COUPONAPI_TEST_POOLER=pgbouncer, but pgbouncer is not installed")
+    monkeypatch.setenv("COUPONAPI_STATEMENT_CACHE_SIZE", "0")  # 1.18: no prepared statements
+    with pgbouncer.pgbouncer(pg_server) as port:
+        yield port
+
+
+@pytest.fixture
+async def direct_url(pg_server: ServerInfo) -> AsyncIterator[str]:
+    """The URL of a fresh database on PostgreSQL itself, a copy of the migrated template,
+    dropped afterwards."""
     name = f"test_{uuid4().hex[:16]}"
     admin = await asyncpg.connect(pg_server.url("postgres"))
     try:
@@ -58,6 +86,17 @@ async def database_url(pg_server: ServerInfo) -> AsyncIterator[str]:
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+def database_url(direct_url: str, pooler_port: int | None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL the service under test uses: `direct_url`, or the same database through
+    PgBouncer (then the direct one is COUPONAPI_DIRECT_DATABASE_URL for servers started)."""
+    if pooler_port is None:
+        return direct_url
+    monkeypatch.setenv("COUPONAPI_DIRECT_DATABASE_URL", direct_url)
+    host = "127.0.0.1"
+    return direct_url.replace(f"@{host}:{urlsplit(direct_url).port}/", f"@{host}:{pooler_port}/")
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +120,9 @@ def module_database_url(pg_server: ServerInfo) -> Iterator[str]:
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(direct_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's database, for arranging data and checking results."""
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=20) as test_pool:
+    async with asyncpg.create_pool(direct_url, min_size=1, max_size=20) as test_pool:
         yield test_pool
 
 

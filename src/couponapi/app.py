@@ -25,6 +25,7 @@ from couponapi.api.v2 import me as v2_me
 from couponapi.config import Settings
 from couponapi.dashboard.routes import Dashboard
 from couponapi.db.pool import create_pool
+from couponapi.db.session_defaults import apply_timeouts_if_reachable
 from couponapi.identity.authenticator import Authenticator, verifier_of
 from couponapi.identity.keyring import KeyRing
 from couponapi.services.claims import sweep_expired_keys_forever
@@ -47,6 +48,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # First: a session takes the role's timeouts when it starts, so before any exists.
+        await apply_timeouts_if_reachable(settings)
         app.state.pool = await create_pool(database_url, settings)
         tune_garbage_collector()
         sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))

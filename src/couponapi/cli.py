@@ -7,15 +7,19 @@ import argparse
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from couponapi import cli_identity, servers
 from couponapi.admin_token import JWT_SECRET_FILE, kept_or_new_token, token_file
 from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from couponapi.db.migrate import ensure_database, migrate_url
+from couponapi.db.pool import connect
+from couponapi.db.session_defaults import apply_timeouts
 from couponapi.loadtest import commands as load_commands
 from couponapi.logs import log_config
 from couponapi.strategies import check_claim_strategy
@@ -25,9 +29,19 @@ def _embedded(settings: Settings) -> EmbeddedPostgres:
     return EmbeddedPostgres(settings.data_dir)
 
 
-async def _prepare(url: str) -> list[str]:
-    await ensure_database(url)
-    return await migrate_url(url)
+async def _prepare(url: str, settings: Settings) -> list[str]:
+    """Create and migrate the database, and give the service's role its timeouts; over the
+    direct URL when DATABASE_URL is a pooler."""
+    direct = settings.direct_database_url or url
+    cache = settings.statement_cache_size
+    await ensure_database(direct, cache)
+    applied = await migrate_url(direct, cache)
+    connection = await connect(direct, settings)
+    try:
+        await apply_timeouts(connection, settings, service_url=url)
+    finally:
+        await connection.close()
+    return applied
 
 
 def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -42,10 +56,15 @@ def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
 
 
 def serve(settings: Settings) -> None:
-    """Prepare the database, then serve the API until SIGINT or SIGTERM."""
+    """Prepare the database, then serve the API until SIGINT or SIGTERM.
+
+    A private PostgreSQL that this call started is watched by a supervisor process, which
+    starts it again when it dies (db/supervisor), and is stopped on exit; one that was
+    already running (`couponapi db start`) is neither watched nor stopped: it is not ours."""
     url, started = database_url(settings)
+    supervisor: subprocess.Popen[bytes] | None = None
     try:
-        applied = asyncio.run(_prepare(url))
+        applied = asyncio.run(_prepare(url, settings))
         if applied:
             print(f"applied migrations: {', '.join(applied)}", flush=True)
         os.environ["DATABASE_URL"] = url  # the workers read their settings from here
@@ -54,11 +73,29 @@ def serve(settings: Settings) -> None:
         # Each worker keeps its metrics in files here; /metrics sums them (couponapi.metrics).
         metrics_dir = tempfile.mkdtemp(prefix="couponapi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        if started is not None:
+            supervisor = _supervise(started, settings)
         servers.run(settings, log_config(settings.log_level))
     finally:
+        if supervisor is not None:
+            # First: it must not start the server again while we stop it.
+            supervisor.terminate()
+            supervisor.wait(timeout=90)  # at worst, one restart it was in the middle of
         if started is not None:
             started.stop()
+        if state := os.environ.pop("COUPONAPI_SUPERVISOR_STATE", None):
+            Path(state).unlink(missing_ok=True)
         shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)
+
+
+def _supervise(server: EmbeddedPostgres, settings: Settings) -> subprocess.Popen[bytes]:
+    """Start the process that restarts `server` when it dies; the workers learn where it
+    keeps its state (for /metrics) through the environment."""
+    state = server.data_dir / "supervisor.json"
+    state.unlink(missing_ok=True)  # a killed serve's last word is not this one's
+    os.environ["COUPONAPI_SUPERVISOR_STATE"] = str(state)
+    command = [sys.executable, "-m", "couponapi.db.supervisor", str(server.data_dir)]
+    return subprocess.Popen([*command, str(state), str(os.getpid()), settings.log_level])
 
 
 def _admin_token(settings: Settings) -> None:
@@ -121,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "keys":
             url, started = database_url(settings)
             try:
-                asyncio.run(_prepare(url))
+                asyncio.run(_prepare(url, settings))
                 cli_identity.keys_command(url, args)
             finally:
                 if started is not None:
@@ -129,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "migrate":
             url, started = database_url(settings)
             try:
-                applied = asyncio.run(_prepare(url))
+                applied = asyncio.run(_prepare(url, settings))
             finally:
                 if started is not None:
                     started.stop()
@@ -139,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.action == "start":
             server = _embedded(settings)
             server.start()
-            asyncio.run(_prepare(server.info().url()))
+            asyncio.run(_prepare(server.info().url(), settings))
             print(server.info().url())
         else:
             _embedded(settings).stop()

@@ -21,6 +21,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "COUPONAPI_DATABASE_URL"),
         description="PostgreSQL to use; when unset, `serve` starts the private one.",
     )
+    direct_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL itself when DATABASE_URL is a pooler (PgBouncer): where "
+        "migrations, creating the database and the role's timeouts go; default DATABASE_URL.",
+    )
+    statement_cache_size: int = Field(
+        default=100,
+        ge=0,
+        description="Prepared statements asyncpg keeps per connection; 0 behind PgBouncer "
+        "in transaction mode older than 1.21 (Debian 12's is 1.18): each query is then "
+        "parsed every time, one more round trip (docs/scaling.md).",
+    )
     data_dir: Path = Field(
         default=Path(".couponapi"),
         description="Where the private PostgreSQL keeps its data (kept across restarts).",
@@ -51,10 +63,14 @@ class Settings(BaseSettings):
     )
     # Reliability and operations: bounds, logs, metrics, abuse limits.
     lock_timeout_ms: int = Field(
-        default=2_000, ge=0, description="PostgreSQL lock_timeout on pool connections (0: none)."
+        default=2_000,
+        ge=0,
+        description="PostgreSQL lock_timeout of the service's role in its database (0: none).",
     )
     statement_timeout_ms: int = Field(
-        default=5_000, ge=0, description="PostgreSQL statement_timeout on every pool connection."
+        default=5_000,
+        ge=0,
+        description="PostgreSQL statement_timeout of the service's role in its database.",
     )
     log_level: str = Field(default="info", description="Log level of the JSON logs.")
     access_log: bool = Field(default=False, description="Log one JSON line per request.")
@@ -108,6 +124,11 @@ class Settings(BaseSettings):
     v1_access: Literal["open", "admin", "off"] = Field(
         default="open",
         description="v1 (no identity): open as the original, behind the admin credential, or off.",
+    )
+    supervisor_state: Path | None = Field(
+        default=None,
+        description="Set by `serve` when it supervises its private PostgreSQL: the file where "
+        "the supervisor notes restarts (for /metrics).",
     )
     # Checked against couponapi.strategies.CLAIM_STRATEGIES at start-up (cli, create_app):
     # the settings import nothing of ours.

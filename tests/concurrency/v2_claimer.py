@@ -15,6 +15,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from couponapi.config import Settings
 from couponapi.domain.claims import Claimed, ClaimRequest
 from couponapi.strategies import CLAIM_STRATEGIES
 
@@ -31,7 +32,11 @@ async def one(
 
 async def main(url: str, coupon: UUID, strategy: str) -> None:
     requests = [ClaimRequest(user, key) for user, key in msgspec.json.decode(sys.stdin.read())]
-    async with asyncpg.create_pool(url, min_size=1, max_size=10) as pool:
+    # Behind PgBouncer the suite sets COUPONAPI_STATEMENT_CACHE_SIZE=0, as the service reads.
+    cache = Settings().statement_cache_size
+    async with asyncpg.create_pool(
+        url, min_size=1, max_size=10, statement_cache_size=cache
+    ) as pool:
         results = await asyncio.gather(*(one(pool, strategy, coupon, r) for r in requests))
     sys.stdout.write(msgspec.json.encode(results).decode())
 

@@ -21,6 +21,7 @@ from couponapi.api.openapi import operation
 from couponapi.api.responses import json_response
 from couponapi.db.migrate import migration_files
 from couponapi.db.queries import query
+from couponapi.db.supervisor import read_state
 
 TAGS = ("operations",)
 READY_TIMEOUT_SECONDS = 1.0
@@ -94,7 +95,17 @@ def _not_ready(readiness: Readiness) -> Response:
 )
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus metrics of the whole server (every worker)."""
-    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+    body = metrics.exposition()
+    supervised = read_state(request.app.state.settings.supervisor_state)
+    if supervised is not None:
+        # Counted by serve's supervisor process (db/supervisor), read from its state file.
+        body += (
+            b"# HELP couponapi_postgres_restarts_total Times serve started its private "
+            b"PostgreSQL again after it died.\n"
+            b"# TYPE couponapi_postgres_restarts_total counter\n"
+            b"couponapi_postgres_restarts_total %d\n" % int(str(supervised["restarts"]))
+        )
+    return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
 def routes() -> list[BaseRoute]:

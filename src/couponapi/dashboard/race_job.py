@@ -1,9 +1,13 @@
 """The dashboard's race button: one race at a time, run in the background, polled for status.
 
-One at a time per database, not only per process: the job holds a PostgreSQL session
-advisory lock on its own connection for the whole race, so a second start on any server
-process sharing the database is refused (409). The same connection reads the ledgers for the
-race table. The status lives in the process that runs the race; with several workers a poll
+One at a time per database, not only per process: the job holds a transaction-scoped
+PostgreSQL advisory lock in a transaction it keeps open on its own connection for the whole
+race, so a second start on any server process sharing the database is refused (409). The same
+connection reads the ledgers for the race table (read only; the transaction is rolled back at
+the end, which lets the lock go). Transaction-scoped on purpose: behind a transaction pooler a
+session lock would stay on whichever server connection took it, held for ever.
+
+The status lives in the process that runs the race; with several workers a poll
 that reaches another worker answers `state: "elsewhere"` and the page keeps polling.
 """
 
@@ -11,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from typing import Annotated, Literal
 
 import asyncpg
 import msgspec
 from msgspec import Meta
 
+from couponapi.db.pool import TRANSIENT
 from couponapi.db.queries import query
 from couponapi.loadtest.client import CannotRun
 from couponapi.loadtest.credentials import Credentials
@@ -82,8 +88,12 @@ class RaceJob:
         proves itself with `credentials` (the server's own: a minted token per user)."""
         if self.task is not None and not self.task.done():
             raise RaceBusy("a race is already running")
-        connection = await asyncpg.connect(database_url)
-        # Session lock, held until this connection closes at the end of the race.
+        # No prepared-statement cache: this connection may go through a pooler (a handful of
+        # queries per race, the extra parse costs nothing that shows).
+        connection = await asyncpg.connect(database_url, statement_cache_size=0)
+        await connection.execute("BEGIN")
+        # Held until the transaction ends with the race (_run): a try-lock, so it never
+        # waits and cannot deadlock; it guards no row, so it cannot touch a claim.
         if not await connection.fetchval(query("dashboard_race_try_lock"), RACE_LOCK_ID):
             await connection.close()
             raise RaceBusy("a race is already running in another server process")
@@ -112,6 +122,10 @@ class RaceJob:
             self.status.state, self.status.error = "failed", "internal error (see the server log)"
         finally:
             self.status.running, self.tally = None, None
+            # Read only: ROLLBACK ends it and frees the lock; on a dead connection the close
+            # does (the server ends the transaction of a session that goes away).
+            with suppress(*TRANSIENT):
+                await connection.execute("ROLLBACK")
             await connection.close()
 
 

@@ -85,6 +85,14 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+def _process_state(pid: int) -> str | None:
+    """The state letter of process `pid` in /proc (R, S, Z, ...), None when there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _server_user() -> pwd.struct_passwd | None:
     """The account to run PostgreSQL as, or None to run it as ourselves."""
     if os.geteuid() != 0:
@@ -115,8 +123,13 @@ def _reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
 class EmbeddedPostgres:
     """One PostgreSQL cluster in one data directory: create, start, stop, describe."""
 
-    def __init__(self, data_dir: Path, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, bin_dir: Path | None = None, listen_addresses: str = "127.0.0.1"
+    ) -> None:
         self.data_dir = data_dir.resolve()
+        # More than loopback only for `make multihost`, whose hosts are network namespaces
+        # that cannot reach this namespace's 127.0.0.1 (a bridge address, allowed in hba).
+        self.listen_addresses = listen_addresses
         self.pgdata = self.data_dir / "pgdata"
         self.log_file = self.data_dir / "postgres.log"
         self.info_file = self.data_dir / "server.json"
@@ -146,17 +159,50 @@ class EmbeddedPostgres:
         status = self._run("pg_ctl", "status", "-D", str(self.pgdata), check=False)
         return status.returncode == 0
 
-    def start(self) -> bool:
-        """Create the cluster if needed and start it; False when it was already running."""
+    def postmaster_alive(self) -> bool:
+        """Whether the postmaster named in `postmaster.pid` is alive (a zombie is not).
+
+        `pg_ctl status` asks kill(pid, 0), which a dead postmaster nobody reaped still passes
+        (PID 1 of a container may not reap orphans): the supervisor needs the truth."""
+        pid = self._postmaster_pid()
+        return pid is not None and _process_state(pid) not in (None, "Z")
+
+    def clear_stale_pid_file(self) -> bool:
+        """Remove `postmaster.pid` when the process it names is dead or a zombie; True if so.
+
+        What PostgreSQL itself does with a lock file whose owner is gone, for the zombie case
+        it cannot see. Its children may still be alive: PostgreSQL's shared-memory interlock
+        then refuses to start until they have exited, so this never lets two servers write."""
+        pid = self._postmaster_pid()
+        if pid is None or _process_state(pid) not in (None, "Z"):
+            return False
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        return True
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            first = (self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0]
+        except OSError:
+            return None
+        return int(first) if first.strip().isdigit() else None
+
+    def start(self, same_port: bool = False) -> bool:
+        """Create the cluster if needed and start it; False when it was already running.
+
+        `same_port`: fail instead of moving to a free port when the kept one is taken (a
+        restart under running clients, whose URLs name that port)."""
         if not (self.pgdata / "PG_VERSION").exists():
             self._init()
         if self.is_running():
             return False
         info = self.info()
         if not _port_is_free(info.port):
+            if same_port:
+                raise EmbeddedPostgresError(f"port {info.port} is taken: cannot restart there")
             info = ServerInfo(port=_free_port(), password=info.password)
             self._write_info(info)
-        options = " ".join(f"-c {key}={value!r}" for key, value in SERVER_SETTINGS.items())
+        wanted = {**SERVER_SETTINGS, "listen_addresses": self.listen_addresses}
+        options = " ".join(f"-c {key}={value!r}" for key, value in wanted.items())
         started = self._run(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata),
             "-l", str(self.log_file), "-o", f"-p {info.port} {options}",
@@ -168,6 +214,14 @@ class EmbeddedPostgres:
             )
             raise EmbeddedPostgresError(f"PostgreSQL did not start:\n{started.stderr}\n{tail}")
         return True
+
+    def allow_network(self, cidr: str) -> None:
+        """Let clients from `cidr` log in (with the password), from the next start on."""
+        hba = self.pgdata / "pg_hba.conf"
+        line = f"host all all {cidr} scram-sha-256\n"
+        if line not in hba.read_text():
+            with hba.open("a") as out:
+                out.write(line)
 
     def stop(self) -> None:
         """Stop the server, letting it finish a clean checkpoint (fast shutdown)."""

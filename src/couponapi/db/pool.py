@@ -3,7 +3,9 @@
 Every wait is bounded, so a crowd cannot pile up behind a stuck database:
 - a request waits at most `pool_timeout` seconds for a connection (then TimeoutError: 503);
 - every connection runs with `lock_timeout` and `statement_timeout` (then PostgreSQL cancels
-  the statement, the transaction rolls back having written nothing: 503 with Retry-After);
+  the statement, the transaction rolls back having written nothing: 503 with Retry-After),
+  set for the service's role in its database, not in the start-up packet, so that they hold
+  behind a transaction pooler too (db/session_defaults);
 - a dead connection (PostgreSQL restarted or killed) is noticed by asyncpg when its socket
   closes and replaced on the next acquire, so the pool recovers by itself.
 """
@@ -59,12 +61,25 @@ class BoundedPool(asyncpg.Pool):
 
 
 def connection_settings(settings: Settings) -> dict[str, str]:
-    """PostgreSQL settings every pool connection starts with."""
-    return {
-        "application_name": "couponapi",
-        "lock_timeout": str(settings.lock_timeout_ms),
-        "statement_timeout": str(settings.statement_timeout_ms),
-    }
+    """Start-up parameters of every pool connection: only what PgBouncer passes on (it
+    refuses others); the timeouts are the role's (db/session_defaults)."""
+    return {"application_name": "couponapi"}
+
+
+def direct_url(settings: Settings) -> str:
+    """PostgreSQL itself, not through a pooler: for migrations and the role's settings."""
+    url = settings.direct_database_url or settings.database_url
+    if url is None:
+        raise ValueError("no database: DATABASE_URL is not set")
+    return url
+
+
+async def connect(url: str, settings: Settings) -> asyncpg.Connection:
+    """One connection outside the pool, with the pool's statement-cache setting (a named
+    prepared statement through PgBouncer < 1.21 would land on another server session)."""
+    return await asyncpg.connect(
+        url, statement_cache_size=settings.statement_cache_size, timeout=settings.pool_timeout
+    )
 
 
 async def skip_session_reset(connection: asyncpg.Connection) -> None:
@@ -90,6 +105,7 @@ async def create_pool(url: str, settings: Settings) -> asyncpg.Pool:
         max_size=settings.pool_size,
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
+        statement_cache_size=settings.statement_cache_size,
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,

@@ -96,9 +96,9 @@ UNION ALL
 SELECT NULL, NULL, NULL, floor(extract(epoch FROM now()) / $1)::bigint;
 
 -- name: dashboard_race_try_lock
--- Take the race lock for this session (true) or find it taken (false): one race at a time
--- per database, held until the session ends.
-SELECT pg_try_advisory_lock($1);
+-- Take the race lock for this transaction (true) or find it taken (false): one race at a
+-- time per database, held until the transaction ends (pooler-safe: nothing outlives it).
+SELECT pg_try_advisory_xact_lock($1);
 
 -- name: dashboard_race_locked
 -- Whether any session holds the race lock (a bigint advisory lock shows in pg_locks as
