@@ -10,6 +10,7 @@ crowd leaves the workers more CPU for the app; uvicorn stays selectable with
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 from couponapi.config import Settings
@@ -56,6 +57,12 @@ def run_granian(
     with the same server settings)."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
+
+    # Workers start as fresh interpreters, not forks of this one: this process has imported
+    # prometheus_client already (the CLI's imports reach couponapi.metrics), which chose its
+    # in-memory store then; a forked worker would keep it and /metrics would show one
+    # worker's figures. A spawned one imports it anew, under PROMETHEUS_MULTIPROC_DIR.
+    multiprocessing.set_start_method("spawn", force=True)
 
     Granian(
         app,
