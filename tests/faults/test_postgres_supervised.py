@@ -30,7 +30,7 @@ from couponapi.db.embedded import EmbeddedPostgres
 from tests.faults.helpers import Answer, Crowd, assert_nothing_lost, claim, new_coupon, record
 from tests.faults.helpers import wait_until as wait_for
 from tests.faults.test_sigterm import wait_for_http
-from tests.support import free_port
+from tests.support import CREDENTIALS_ENV, free_port
 
 pytestmark = pytest.mark.concurrency
 
@@ -47,6 +47,7 @@ def serve(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]
     port, log = free_port(), data_dir / "serve.log"
     env = {
         **os.environ,
+        **CREDENTIALS_ENV,
         "COUPONAPI_DATA_DIR": str(data_dir),
         "DATABASE_URL": "",
         "COUPONAPI_POOL_TIMEOUT": "2",
