@@ -602,6 +602,18 @@ $$;
 -- never oversell, but know nothing of holds). Every path that gives a unit back by expiry
 -- holds the coupon row lock: expire_holds_v1 says why that cannot count a unit twice.
 
+-- How many of a coupon's holds are due at p_now but not yet marked expired (claim_hold_idx):
+-- what is left as of now is coupon.quantity plus these.
+CREATE FUNCTION due_holds_v1(p_coupon_id uuid, p_now timestamptz)
+    RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE AS
+$$
+SELECT count(*)::integer
+FROM claim AS c
+WHERE c.coupon_id = p_coupon_id AND c.status = 'claimed'
+  AND c.expires_at IS NOT NULL AND c.expires_at <= p_now
+$$;
+
 -- Expire due holds of one coupon: those of p_user_ids, and up to p_oldest more, oldest
 -- first; each becomes 'expired' with its ledger row, and its unit goes back to what is left.
 -- How many were expired.

@@ -34,6 +34,16 @@ CREATE INDEX claim_hold_idx ON claim (coupon_id, expires_at)
 -- A coupon's expired count (the dashboard, the audit) reads only the expired claims.
 CREATE INDEX claim_expired_idx ON claim (coupon_id) WHERE status = 'expired';
 
+CREATE FUNCTION due_holds_v1(p_coupon_id uuid, p_now timestamptz)
+    RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE AS
+$$
+SELECT count(*)::integer
+FROM claim AS c
+WHERE c.coupon_id = p_coupon_id AND c.status = 'claimed'
+  AND c.expires_at IS NOT NULL AND c.expires_at <= p_now
+$$;
+
 CREATE FUNCTION expire_holds_v1(p_coupon_id uuid, p_user_ids text[], p_oldest integer,
                                 p_now timestamptz)
     RETURNS integer
