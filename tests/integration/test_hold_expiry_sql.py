@@ -61,7 +61,8 @@ async def test_one_millisecond_after_expiry_the_unit_is_claimable(pool: asyncpg.
     assert [o for o, _ in await claim_at(pool, coupon_id, expiry - MS, "bob")] == ["sold_out"]
     # ... and a millisecond later bob takes the unit, with no sweeper having run.
     assert [o for o, _ in await claim_at(pool, coupon_id, expiry + MS, "bob")] == ["granted"]
-    statuses = dict(await pool.fetch("SELECT user_id, status FROM claim ORDER BY claimed_at"))
+    rows = await pool.fetch("SELECT user_id, status FROM claim ORDER BY claimed_at")
+    statuses = {row["user_id"]: row["status"] for row in rows}
     assert statuses == {"alice": "expired", "bob": "claimed"}
     kinds = await pool.fetch(
         "SELECT user_id, kind, occurred_at FROM claim_event WHERE coupon_id = $1 ORDER BY id",
@@ -98,11 +99,10 @@ async def test_a_batch_takes_only_the_due_holds_it_needs(pool: asyncpg.Pool) -> 
     after = T0 + timedelta(seconds=11)
     assert [o for o, _ in await claim_at(pool, coupon_id, after, "a", "b")] == ["granted"] * 2
     # Two expired to make room; the other three are due, unmarked, and counted as left.
-    counts = dict(
-        await pool.fetch(
-            "SELECT status, count(*) FROM claim WHERE coupon_id = $1 GROUP BY status", coupon_id
-        )
+    rows = await pool.fetch(
+        "SELECT status, count(*) AS n FROM claim WHERE coupon_id = $1 GROUP BY status", coupon_id
     )
+    counts = {row["status"]: row["n"] for row in rows}
     assert counts == {"expired": 2, "claimed": 5}
     assert await pool.fetchval("SELECT due_holds_v1($1, $2)", coupon_id, after) == 3
 
