@@ -164,3 +164,24 @@ async def test_the_audit_catches_books_that_do_not_balance(
     books = (await api.get(f"{V2}/coupons/{coupon_id}/audit")).json()
     assert books["conserved"] is False
     assert books["problems"] == ["quantity 3 != remaining 3 + live claims 1 + v1 grants 0 (= 4)"]
+
+
+async def test_the_dashboard_shows_held_and_expired_per_coupon(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    short = await create_coupon(api, 5, hold_seconds=1)
+    long = await create_coupon(api, 5, hold_seconds=600)
+    forever = await create_coupon(api, 5)
+    for coupon_id in (short, long, forever):
+        for user in ("a", "b", "c"):
+            assert (await claim(api, coupon_id, user)).status_code == 201
+    await asyncio.sleep(1.1)
+    stats = (await api.get("/dashboard/stats")).json()
+    shown = {UUID(c["id"]): c for c in stats["coupons"]}
+    seen = [(shown[c]["remaining"], shown[c]["held"], shown[c]["expired"]) for c in (short, long)]
+    assert seen == [(5, 0, 3), (2, 3, 0)]
+    assert (shown[forever]["remaining"], shown[forever]["hold_seconds"]) == (2, None)
+    assert (shown[forever]["held"], shown[forever]["expired"]) == (0, 0)  # holds only
+    await sweep_once(pool)
+    again = {UUID(c["id"]): c for c in (await api.get("/dashboard/stats")).json()["coupons"]}
+    assert (again[short]["remaining"], again[short]["expired"]) == (5, 3)
