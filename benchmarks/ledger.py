@@ -2,9 +2,9 @@
 
 v1: quantity consumed == v1 ledger rows (coupon_given_events), and no user granted twice
 (every request claims as a new user). v2: consumed == claims == 'granted' ledger rows
-(claim_event), and nobody over the per-user limit. Granted answers must fit the ledger:
-2xx <= ledger rows <= 2xx + requests whose answer was lost (still in flight when wrk
-stopped, or timed out).
+(claim_event), and nobody over the per-user limit (a live claim is 'claimed' or 'redeemed').
+Granted answers must fit the ledger: 2xx <= ledger rows <= 2xx + requests whose answer was
+lost (still in flight when wrk stopped, or timed out).
 """
 
 from __future__ import annotations
@@ -17,14 +17,18 @@ from uuid import UUID, uuid4
 import asyncpg
 
 
-async def make_coupons(url: str, count: int, quantity: int) -> list[UUID]:
-    """`count` coupons of `quantity` each (per-user limit 1)."""
+async def make_coupons(
+    url: str, count: int, quantity: int, hold_seconds: int | None = None
+) -> list[UUID]:
+    """`count` coupons of `quantity` each (per-user limit 1; claims held `hold_seconds`, None:
+    for ever)."""
     ids = [uuid4() for _ in range(count)]
     connection = await asyncpg.connect(url)
     try:
         await connection.executemany(
-            "INSERT INTO coupon (id, name, type, quantity) VALUES ($1, 'bench', 'percent', $2)",
-            [(coupon_id, quantity) for coupon_id in ids],
+            "INSERT INTO coupon (id, name, type, quantity, hold_seconds)"
+            " VALUES ($1, 'bench', 'percent', $2, $3)",
+            [(coupon_id, quantity, hold_seconds) for coupon_id in ids],
         )
     finally:
         await connection.close()
@@ -115,10 +119,11 @@ SELECT $2 * cardinality($1::uuid[]) - (SELECT sum(quantity) FROM coupon WHERE id
            AS consumed,
        (SELECT count(*) FROM claim_event WHERE coupon_id = ANY($1) AND kind = 'granted')
            AS ledger,
-       (SELECT count(*) FROM claim WHERE coupon_id = ANY($1) AND status <> 'released')
-           AS claims,
+       (SELECT count(*) FROM claim
+         WHERE coupon_id = ANY($1) AND status IN ('claimed', 'redeemed')) AS claims,
        (SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM claim
-          WHERE coupon_id = ANY($1) AND status <> 'released' GROUP BY coupon_id, user_id) AS g)
+          WHERE coupon_id = ANY($1) AND status IN ('claimed', 'redeemed')
+          GROUP BY coupon_id, user_id) AS g)
            AS most,
        (SELECT max(per_user_limit) FROM coupon WHERE id = ANY($1)) AS lim,
        (SELECT count(DISTINCT occurred_at) FROM claim_event

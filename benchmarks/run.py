@@ -2,9 +2,10 @@
 
 Order: pgbench (PostgreSQL alone), every claim strategy under every scenario on the default
 server, the runs the goals compare (give-transaction and the default v2 strategy,
-in turn, five times), then the server comparison (each server in turn on the same
-endpoints). After every wrk run the database is checked (benchmarks.ledger); a broken
-invariant is a failure, not a figure. Results: results/run-<time>.json, results/latest.json,
+in turn, five times), identity and holds on the hot claim (benchmarks.identity,
+benchmarks.holds), then the server comparison (each server in turn on the same endpoints).
+After every wrk run the database is checked (benchmarks.ledger); a broken invariant
+is a failure, not a figure. Results: results/run-<time>.json, results/latest.json,
 results/RESULTS.md and results/claims.png; a partial run (--quick, --only, --scenario, --skip)
 writes them to results/partial/ instead (not kept in git), so it never replaces the published
 figures.
@@ -24,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import identity, pgbench, report
+from benchmarks import holds, identity, pgbench, report
 from benchmarks.ledger import make_coupons, read_ledger
 from benchmarks.scenarios import (
     HOT_QUANTITY,
@@ -51,10 +52,12 @@ def measure(
     scenario: Scenario,
     seconds: float,
     credentials: Path | None = None,
+    hold_seconds: int | None = None,
 ) -> dict[str, Any]:
     """One wrk run of `target` under `scenario`, with the database checked afterwards;
-    `credentials` is claim.lua's file of tokens or the key (benchmarks.identity)."""
-    coupons = asyncio.run(make_coupons(url, scenario.coupons, scenario.quantity))
+    `credentials` is claim.lua's file of tokens or the key (benchmarks.identity), and
+    `hold_seconds` the hold of the run's coupons (benchmarks.holds)."""
+    coupons = asyncio.run(make_coupons(url, scenario.coupons, scenario.quantity, hold_seconds))
     tag = f"{target.strategy}-{scenario.name}-{time.monotonic_ns()}"
     if target.kind == "v2token" and credentials is None:  # one fresh user token per request
         credentials = identity.hs256_tokens(identity.credentials_folder() / f"{tag}.txt", seconds)
@@ -153,6 +156,23 @@ def run_identity(url: str, server: str, run: dict[str, Any], seconds: float, sel
         print(f"  {way:40} {ratio:.3f}x the unauthenticated claim", flush=True)
 
 
+def run_holds(url: str, server: str, run: dict[str, Any], seconds: float, selected: Any) -> None:
+    """The hot v2 claim on a coupon with a hold beside one without, in turn, then the
+    sweeper's cost alone and under the hot claim (benchmarks.holds); figures into `run`."""
+    if not selected(holds.target("hold"), holds.SCENARIO):
+        return
+    print(f"holds: with and without, in turn, {holds.HOLD_ROUNDS} times:", flush=True)
+    with running_service(url, server, WORKERS) as base:
+        run["holds"]["claims"] = holds.side_by_side(url, base, seconds, measure)
+    run["holds"]["ratio"] = holds.ratio(run["holds"]["claims"])
+    print(f"  hot claim with a hold: {run['holds']['ratio']:.3f}x the one without", flush=True)
+    run["holds"]["sweep_alone"] = asyncio.run(holds.sweep_alone(url))
+    print(f"  sweeper alone: {run['holds']['sweep_alone']}", flush=True)
+    with running_service(url, server, WORKERS) as base:
+        run["holds"]["claims_while_sweeping"] = holds.claims_while_sweeping(url, base, seconds)
+    print(f"  hot claim while sweeping: {run['holds']['claims_while_sweeping']}", flush=True)
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -175,7 +195,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["pgbench", "claims", "targets", "identity", "servers"],
+        choices=["pgbench", "claims", "targets", "identity", "holds", "servers"],
     )
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args()
@@ -194,7 +214,7 @@ def main() -> None:
     run: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "quick": args.quick, "server": server, "workers": WORKERS, "machine": machine(),
-        "pgbench": [], "claims": [], "targets": [], "identity": [], "servers": [],
+        "pgbench": [], "claims": [], "targets": [], "identity": [], "holds": {}, "servers": [],
     }  # fmt: skip
     with fresh_database(keep=args.keep_database) as url:
         run["postgres"] = report.postgres_version(url)
@@ -220,6 +240,8 @@ def main() -> None:
                             run["targets"].append({"server": server, "round": round_, **record})
         if "identity" not in args.skip:
             run_identity(url, server, run, seconds(identity.SCENARIO), selected)
+        if "holds" not in args.skip:
+            run_holds(url, server, run, seconds(holds.SCENARIO), selected)
         if "servers" not in args.skip:
             for name in SERVERS:
                 print(f"server comparison: {name}, {WORKERS} workers", flush=True)

@@ -69,23 +69,28 @@ class ClaimState:
     released: int
     distinct_live_users: int
     ledger: dict[str, int]  # claim_event kind -> rows
+    expired: int = 0  # marked expired (a due hold the sweeper has not reached is still live)
 
     def check(self) -> None:
         """The invariants: claimed == total - remaining == live claims; ledger matches rows."""
         assert self.total - self.remaining == self.live_claims
-        assert self.ledger.get("granted", 0) == self.live_claims + self.released
+        assert self.ledger.get("granted", 0) == self.live_claims + self.released + self.expired
         assert self.ledger.get("released", 0) == self.released
         assert self.ledger.get("redeemed", 0) == self.redeemed
+        assert self.ledger.get("expired", 0) == self.expired
 
 
 async def claim_state(pool: asyncpg.Pool, coupon_id: UUID) -> ClaimState:
-    """Counts of a coupon's claims and ledger rows, read from the tables."""
+    """Counts of a coupon's claims and ledger rows, read from the tables as stored (a live
+    claim is 'claimed' or 'redeemed')."""
     row = await pool.fetchrow(
         """SELECT c.total_quantity, c.quantity,
-                  count(l.id) FILTER (WHERE l.status <> 'released') AS live,
+                  count(l.id) FILTER (WHERE l.status IN ('claimed', 'redeemed')) AS live,
                   count(l.id) FILTER (WHERE l.status = 'redeemed') AS redeemed,
                   count(l.id) FILTER (WHERE l.status = 'released') AS released,
-                  count(DISTINCT l.user_id) FILTER (WHERE l.status <> 'released') AS users
+                  count(l.id) FILTER (WHERE l.status = 'expired') AS expired,
+                  count(DISTINCT l.user_id) FILTER (WHERE l.status IN ('claimed', 'redeemed'))
+                      AS users
              FROM coupon c LEFT JOIN claim l ON l.coupon_id = c.id
             WHERE c.id = $1
             GROUP BY c.id""",
@@ -104,4 +109,5 @@ async def claim_state(pool: asyncpg.Pool, coupon_id: UUID) -> ClaimState:
         released=row["released"],
         distinct_live_users=row["users"],
         ledger={r["kind"]: r["n"] for r in events},
+        expired=row["expired"],
     )

@@ -18,6 +18,7 @@ from couponapi.api.fastpath import ClaimLane, tune_garbage_collector
 from couponapi.api.middleware import middleware_stack
 from couponapi.api.openapi import SWAGGER_PAGE, DocumentGenerator, docs_routes
 from couponapi.api.v1 import routes as v1
+from couponapi.api.v2 import audit as v2_audit
 from couponapi.api.v2 import claims as v2_claims
 from couponapi.api.v2 import coupons as v2_coupons
 from couponapi.api.v2 import keys as v2_keys
@@ -29,6 +30,7 @@ from couponapi.db.session_defaults import apply_timeouts_if_reachable
 from couponapi.identity.authenticator import Authenticator, verifier_of
 from couponapi.identity.keyring import KeyRing
 from couponapi.services.claims import sweep_expired_keys_forever
+from couponapi.services.holds import sweep_holds_forever
 from couponapi.services.keys import live_keys
 from couponapi.strategies import check_claim_strategy
 
@@ -54,12 +56,15 @@ def create_app(settings: Settings) -> Starlette:
         tune_garbage_collector()
         sampler = asyncio.create_task(metrics.sample_pool_forever(app.state.pool))
         sweeper = asyncio.create_task(sweep_expired_keys_forever(app.state.pool))
+        # Every expiry's ledger row within seconds, in every worker (services/holds.py).
+        holds = asyncio.create_task(sweep_holds_forever(app.state.pool))
         keys = asyncio.create_task(keyring.refresh_forever())
         try:
             yield
         finally:
             sampler.cancel()
             sweeper.cancel()
+            holds.cancel()
             keys.cancel()
             await app.state.pool.close()
 
@@ -83,6 +88,7 @@ def create_app(settings: Settings) -> Starlette:
             *(v1.routes() if v1_on else []),
             *v2_coupons.routes(),
             *v2_claims.routes(),
+            *v2_audit.routes(),
             *v2_me.routes(),
             *v2_keys.routes(),
             *docs_routes(document),

@@ -30,6 +30,7 @@ SKIPPED = "/dashboard/race"
 ACCEPTED = [
     ("POST /api/v2/coupons", "ST202", "ends_at must be after starts_at"),
     ("PATCH /api/v2/coupons/{coupon_id}", "ST202", "ends_at must be after starts_at"),
+    ("PATCH /api/v2/coupons/{coupon_id}", "ST202", "/problems/hold-would-shorten"),
     ("POST /api/v2/coupons/{coupon_id}/claims", "ST202", "/problems/idempotency-key-reused"),
 ]
 

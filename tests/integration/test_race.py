@@ -62,3 +62,40 @@ def test_race_refuses_an_unknown_strategy(database_url: str) -> None:
         )  # fmt: skip
     assert done.returncode == 3
     assert "not served here: teleport" in done.stdout
+
+
+def test_race_and_loadtest_fill_the_ledger_from_the_audit_with_only_the_admin_token(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Another directory, no database URL, no JWT secret: only the admin credential.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COUPONAPI_", "DATABASE"))}
+    env["COUPONAPI_ADMIN_TOKEN"] = CREDENTIALS_ENV["COUPONAPI_ADMIN_TOKEN"]
+    with running_server(database_url, workers=2) as server:
+        raced = subprocess.run(
+            [sys.executable, "-m", "couponapi", "race", "--url", server.base_url,
+             "--strategies", "naive,atomic,v2-group-commit", "--quantity", str(QUANTITY),
+             "--users", str(USERS), "--concurrency", str(CONCURRENCY), "--json"],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=180, check=False,
+        )  # fmt: skip
+        assert raced.returncode == 0, raced.stderr
+        rows = {row["strategy"]: row for row in json.loads(raced.stdout)}
+        loaded = subprocess.run(
+            [sys.executable, "-m", "couponapi", "loadtest", rows["v2-group-commit"]["coupon_id"],
+             "--url", server.base_url, "--route", "v2-function", "--users", "10", "--json"],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
+        )  # fmt: skip
+    assert "ledger columns unknown" not in raced.stderr
+    naive = rows.pop("naive")
+    assert naive["ledger_rows"] == naive["granted"] > QUANTITY
+    assert (naive["ledger_agrees"], naive["verdict"][:8]) == (False, "OVERSOLD")
+    for name, row in rows.items():
+        assert (row["granted"], row["ledger_rows"], row["ledger_agrees"]) == (
+            QUANTITY, QUANTITY, True,
+        ), name  # fmt: skip
+    # The sold-out coupon, rushed again: nothing granted, the audit's books still balance.
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    result = json.loads(loaded.stdout)
+    assert result["ledger"] == {
+        "quantity_before": 0, "quantity_after": 0, "consumed": 0, "ledger_rows": 0,
+        "users_over_limit": 0, "problems": [],
+    }  # fmt: skip

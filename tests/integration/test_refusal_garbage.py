@@ -60,7 +60,7 @@ async def test_a_refusal_leaves_no_garbage_cycle(
     settings: Settings, pool: asyncpg.Pool, path: str, body: bytes, status: int
 ) -> None:
     sold_out: UUID = uuid4()
-    await pool.execute(query("insert_coupon"), sold_out, "gone", "t", 0, 1, None, None)
+    await pool.execute(query("insert_coupon"), sold_out, "gone", "t", 0, 1, None, None, None)
     path = path.format(sold_out=sold_out, unknown=uuid4())
     app = create_app(settings)
     async with app.router.lifespan_context(app):

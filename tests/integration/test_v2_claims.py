@@ -46,6 +46,7 @@ async def test_a_claim_has_a_code_and_counts(api: httpx.AsyncClient, pool: async
     body = response.json()
     assert set(body) == {
         "id", "coupon_id", "user_id", "code", "status", "claimed_at", "released_at", "redeemed_at",
+        "expires_at",
     }  # fmt: skip
     assert (body["coupon_id"], body["user_id"], body["status"]) == (
         str(coupon_id),

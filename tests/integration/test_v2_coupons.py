@@ -47,7 +47,7 @@ async def test_create_then_get_with_counts(api: httpx.AsyncClient) -> None:
         "id": str(coupon_id), "name": "launch", "type": "percent", "quantity": 3,
         "remaining": 3, "claimed": 0, "redeemed": 0, "per_user_limit": 2,
         "starts_at": starts.isoformat().replace("+00:00", "Z"), "ends_at": None,
-        "paused": False,
+        "paused": False, "hold_seconds": None,
     }  # fmt: skip
     fetched = await api.get(f"{V2}/coupons/{coupon_id}")
     assert fetched.status_code == 200

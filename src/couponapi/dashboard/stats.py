@@ -1,4 +1,5 @@
-"""What the dashboard shows: every recent coupon, what is left, claims/s and refusals/s.
+"""What the dashboard shows: every recent coupon, what is left, the holds still running
+(held) and the expired claims, claims/s and refusals/s.
 
 Grants are counted from the ledgers' timestamps (coupon_given_events.given_at for v1,
 claim_event.occurred_at for v2): exact across any number of server processes and free for
@@ -37,7 +38,10 @@ class CouponStats(msgspec.Struct, kw_only=True):
     id: UUID
     name: str | None
     quantity: int
-    remaining: int
+    remaining: int  # as of now: a hold past its end is back
+    hold_seconds: int | None
+    held: int  # claims whose hold is still running (live, neither redeemed nor expired)
+    expired: int  # claims whose hold ended unredeemed, marked by the sweeper or not yet
     claims_per_s: float
     refusals_per_s: float
     claims: list[int]
@@ -119,6 +123,9 @@ async def snapshot(pool: asyncpg.Pool, refusals: RefusalCounter) -> Stats:
                 name=row["name"],
                 quantity=row["total_quantity"],
                 remaining=row["quantity"],
+                hold_seconds=row["hold_seconds"],
+                held=row["held"],
+                expired=row["expired"],
                 claims_per_s=rate(claims),
                 refusals_per_s=rate(refused),
                 claims=claims,

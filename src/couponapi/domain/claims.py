@@ -1,8 +1,8 @@
-"""Claims and grants: what a claim is, and the one mapping from claim_coupons_v1's rows.
+"""Claims and grants: what a claim is, and the one mapping from claim_coupons' rows.
 
 A `Grant` is what a v1 give hands out (a row of the original's ledger); a `Claim` is what a
-v2 claim holds (a row of `claim`, with a code). claim_coupons_v1 answers one row per
-requested claim: (ord, outcome, status, body). `claim_arguments` builds its arrays from
+v2 claim holds (a row of `claim`, with a code). claim_coupons_v2 (like v1 before it) answers
+one row per requested claim: (ord, outcome, status, body). `claim_arguments` builds its arrays from
 requests (codes are made here) and `claim_result` turns one of its rows into a `Claimed` or
 the CouponError that `claimed_or_raise` raises. Every strategy that calls the function (one
 at a time, or a group-commit batcher) uses these, so the outcomes are read in one place.
@@ -41,7 +41,8 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One coupon held by one user; status is claimed, released or redeemed."""
+    """One coupon held by one user; status is claimed, released, redeemed or expired (a
+    claim of a coupon with a hold, not redeemed by `expires_at`; None: it never expires)."""
 
     id: UUID
     coupon_id: UUID
@@ -51,6 +52,7 @@ class Claim:
     claimed_at: datetime
     released_at: datetime | None = None
     redeemed_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,7 @@ ClaimArguments = tuple[UUID, list[str], list[str], list[str | None], list[str | 
 
 
 def claim_arguments(coupon_id: UUID, requests: Sequence[ClaimRequest]) -> ClaimArguments:
-    """The arguments of claim_coupons_v1 for `requests`, in their order, fresh codes included."""
+    """The arguments of claim_coupons_v2 for `requests`, in their order, fresh codes included."""
     return (
         coupon_id,
         [r.user_id for r in requests],
@@ -101,7 +103,7 @@ _CLAIM = msgspec.json.Decoder(Claim)
 
 
 def claim_result(coupon_id: UUID, outcome: str, body: Any) -> Claimed | CouponError:
-    """One row of claim_coupons_v1 as a result, or as the error the caller should raise."""
+    """One row of claim_coupons_v2 as a result, or as the error the caller should raise."""
     if outcome == "granted" and isinstance(body, str):
         return Claimed(_CLAIM.decode(body))
     document = msgspec.json.decode(body) if isinstance(body, (str, bytes)) else body

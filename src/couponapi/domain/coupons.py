@@ -9,7 +9,9 @@ from uuid import UUID
 
 @dataclass(frozen=True, slots=True)
 class Coupon:
-    """A coupon with its counts: `remaining` is what is left to give, `redeemed` spent codes.
+    """A coupon with its counts: `remaining` is what is left to give as of the read (a hold
+    past its expires_at is back in it), `redeemed` spent codes; `hold_seconds` how long a
+    claim holds its unit (None: for ever).
 
     Both APIs read this one type: v1 shows `remaining` as its `Quantity`."""
 
@@ -23,6 +25,7 @@ class Coupon:
     ends_at: datetime | None
     paused: bool
     created_at: datetime
+    hold_seconds: int | None
     redeemed: int
 
     @property
@@ -42,11 +45,14 @@ class NewCoupon:
     per_user_limit: int = 1
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    hold_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CouponChange:
-    """A change to a coupon; None (or `set_*` False for the window) keeps the current value."""
+    """A change to a coupon; None (or `set_*` False for the window and the hold) keeps the
+    current value. A new hold applies to claims granted after it: a hold already granted
+    keeps its expires_at, and a shorter hold is refused while a live claim would outlast it."""
 
     quantity: int | None = None
     set_starts_at: bool = False
@@ -55,3 +61,5 @@ class CouponChange:
     ends_at: datetime | None = None
     paused: bool | None = None
     per_user_limit: int | None = None
+    set_hold_seconds: bool = False
+    hold_seconds: int | None = None

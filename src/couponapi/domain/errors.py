@@ -100,6 +100,20 @@ class AlreadyRedeemed(CouponError):
     status, slug, title = 409, "already-redeemed", "Claim already redeemed"
 
 
+class HoldExpired(CouponError):
+    """The claim's hold ended (expires_at passed) before it was redeemed or released: its
+    unit is back in the pool; it can be neither released nor redeemed."""
+
+    status, slug, title = 409, "expired", "Claim expired"
+
+
+class HoldWouldShorten(CouponError):
+    """A shorter hold_seconds while a live claim of the coupon would outlast it: holds
+    already granted are never cut short, so the change is refused and nothing changes."""
+
+    status, slug, title = 422, "hold-would-shorten", "Hold shorter than a hold granted"
+
+
 class QuantityBelowClaimed(CouponError):
     """A coupon's quantity cannot go below what is already claimed."""
 

@@ -139,7 +139,8 @@ async def _race(args: argparse.Namespace, screen: Console) -> tuple[list[RaceRow
         def start(target: Target, tally: Tally) -> None:
             bars.add(f"{target.name:>12}", tally)
 
-        return await race.race(options, db, on_start=start), db is not None
+        rows = await race.race(options, db, on_start=start)
+        return rows, all(row.ledger_rows is not None for row in rows)
 
 
 def _write_json(data: bytes, where: str) -> None:
@@ -161,7 +162,10 @@ def _race_command(args: argparse.Namespace, screen: Console) -> int:
     rows, checked = asyncio.run(_race(args, screen), loop_factory=uvloop.new_event_loop)
     screen.print(console.race_table(rows))
     if not checked:
-        screen.print("[yellow]database not reachable: ledger columns unknown (--database-url)[/]")
+        screen.print(
+            "[yellow]neither the database nor the server's audit could be read: ledger columns "
+            "unknown (--database-url, or --admin-token)[/]"
+        )
     if args.chart is not None:
         chart.draw(rows, args.chart)
         screen.print(f"chart written to {args.chart}")

@@ -104,7 +104,10 @@ def print_result(console: Console, result: LoadResult) -> None:
     """The summary table, then the verdict."""
     console.print(summary_table(result))
     if result.ledger is None:
-        console.print("[yellow]database not reachable: ledger not checked (--database-url)[/]")
+        console.print(
+            "[yellow]neither the database nor the server's audit could be read: ledger not "
+            "checked (--database-url, or --admin-token)[/]"
+        )
     if result.problems:
         for problem in result.problems:
             console.print(f"[bold red]BROKEN[/] {problem}")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from couponapi.loadtest import client, ledger
+from couponapi.loadtest import audit, client, ledger
 from couponapi.loadtest.credentials import NO_CREDENTIALS, Credentials
 from couponapi.loadtest.crowd import Plan, Tally, new_session, rush
 from couponapi.loadtest.model import LedgerCheck, RaceRow, Summary
@@ -98,7 +98,9 @@ async def race(
     on_start: OnStart | None = None,
     on_row: OnRow | None = None,
 ) -> list[RaceRow]:
-    """Race every chosen strategy; `db` (the server's database) adds the ledger columns."""
+    """Race every chosen strategy. The ledger columns come from `db` (the server's database)
+    when it is that, else from the server's audit of each coupon (an admin credential or a
+    server key); without either they stay unknown (None)."""
     base = options.base_url.rstrip("/")
     rows: list[RaceRow] = []
     async with new_session(4, options.timeout) as session:
@@ -123,12 +125,20 @@ async def race(
             tally = Tally(planned=options.users)
             if on_start is not None:
                 on_start(target, tally)
+            own_db = await ledger.quantity_if_known(db, coupon_id) is not None
+            before = None
+            if not own_db:
+                before = await audit.read(session, base, coupon_id, options.credentials)
             summary = await rush(plan, tally)
             check = None
-            if db is not None and await ledger.quantity_if_known(db, coupon_id) is not None:
+            if own_db and db is not None:
                 check = await ledger.check(
                     db, coupon_id, prefix, options.quantity, summary, 1, target.ledger
                 )
+            elif before is not None:
+                after = await audit.read(session, base, coupon_id, options.credentials)
+                if after is not None:
+                    check = audit.check(before, after, summary, 1, target.ledger)
             row = make_row(target, options.quantity, summary, check, str(coupon_id))
             rows.append(row)
             if on_row is not None:

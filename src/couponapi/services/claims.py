@@ -22,6 +22,7 @@ from couponapi.domain.errors import (
     ClaimNotFound,
     CouponError,
     CouponNotFound,
+    HoldExpired,
     NotPermitted,
 )
 from couponapi.strategies import CLAIM_STRATEGIES, GIVE_STRATEGIES
@@ -48,6 +49,8 @@ def _refusal(outcome: str, claim_id: UUID) -> CouponError:
         return AlreadyReleased(f"claim {claim_id} was released already")
     if outcome == "already_redeemed":
         return AlreadyRedeemed(f"claim {claim_id} was redeemed already")
+    if outcome == "expired":
+        return HoldExpired(f"claim {claim_id} expired: its hold ended before it was used")
     raise AssertionError(f"unexpected outcome {outcome!r}")
 
 
@@ -60,7 +63,8 @@ async def get_claim(pool: asyncpg.Pool, claim_id: UUID) -> Claim:
 
 
 async def release(pool: asyncpg.Pool, claim_id: UUID, owner: str | None = None) -> Claim:
-    """Give the claim back (its coupon returns to what is left); 404, or 409 if not live.
+    """Give the claim back (its coupon returns to what is left); 404, or 409 if not live
+    (HoldExpired when its hold ended: the unit went back by expiry).
 
     With `owner` (a user token's user), only that user's claim: any other id, held by someone
     else or by no one, is the same NotPermitted, so a user cannot probe for others' claims.
@@ -77,7 +81,8 @@ async def release(pool: asyncpg.Pool, claim_id: UUID, owner: str | None = None) 
 
 async def redeem(pool: asyncpg.Pool, code: str) -> Claim:
     """Spend the claim with this code (canonical form, see codes.normalize_code), exactly
-    once; ClaimNotFound for an unknown code, AlreadyRedeemed/AlreadyReleased when not live."""
+    once; ClaimNotFound for an unknown code, AlreadyRedeemed/AlreadyReleased/HoldExpired when
+    not live. A redemption racing its own expiry ends one way (redeem_claim_v2)."""
     row = await pool.fetchrow(query("redeem_claim"), code)
     if row is None or row["outcome"] == "not_found":
         raise ClaimNotFound("no claim has this code")

@@ -16,6 +16,7 @@ from couponapi.domain.coupons import Coupon, CouponChange, NewCoupon
 from couponapi.domain.errors import (
     CouponNotFound,
     DuplicateCoupon,
+    HoldWouldShorten,
     InvalidCoupon,
     QuantityBelowClaimed,
 )
@@ -33,7 +34,7 @@ async def create_coupon(pool: asyncpg.Pool, new: NewCoupon) -> Coupon:
         row = await pool.fetchrow(
             query("insert_coupon"),
             new.id, new.name, new.type, new.quantity, new.per_user_limit,
-            new.starts_at, new.ends_at,
+            new.starts_at, new.ends_at, new.hold_seconds,
         )  # fmt: skip
     except asyncpg.UniqueViolationError as error:
         raise DuplicateCoupon(new.id) from error
@@ -63,12 +64,15 @@ async def list_coupons(pool: asyncpg.Pool, after: Keyset | None, limit: int) -> 
 
 
 async def update_coupon(pool: asyncpg.Pool, coupon_id: UUID, change: CouponChange) -> Coupon:
-    """Apply `change` under the coupon's row lock; QuantityBelowClaimed, InvalidCoupon, 404."""
+    """Apply `change` under the coupon's row lock (change_coupon_v1), then read the coupon back;
+    QuantityBelowClaimed, HoldWouldShorten, InvalidCoupon, CouponNotFound. A refusal changes
+    nothing."""
     try:
-        row = await pool.fetchrow(
-            query("update_coupon"),
+        outcome = await pool.fetchval(
+            query("change_coupon"),
             coupon_id, change.quantity, change.set_starts_at, change.starts_at,
             change.set_ends_at, change.ends_at, change.paused, change.per_user_limit,
+            change.set_hold_seconds, change.hold_seconds,
         )  # fmt: skip
     except asyncpg.CheckViolationError as error:
         if error.constraint_name == "coupon_quantity_not_negative":
@@ -76,6 +80,11 @@ async def update_coupon(pool: asyncpg.Pool, coupon_id: UUID, change: CouponChang
                 f"coupon {coupon_id}: quantity {change.quantity} is below what is claimed"
             ) from error
         raise _window_error(error) from error
-    if row is None:
+    if outcome == "not_found":
         raise CouponNotFound(coupon_id)
-    return Coupon(**row)
+    if outcome == "hold_shortens":
+        raise HoldWouldShorten(
+            f"coupon {coupon_id}: a live claim holds longer than {change.hold_seconds} s from "
+            "now; holds already granted are never cut short"
+        )
+    return await get_coupon(pool, coupon_id)

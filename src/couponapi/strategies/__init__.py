@@ -7,7 +7,7 @@ these two tables, so a strategy is named, routed and described here once:
 - `CLAIM_STRATEGIES`: the ways to claim in the current API (v2), chosen per request with
   `?strategy=` or by the `claim_strategy` setting. Only the function and its group-commit
   batcher: the rules (window, pause, quantity, per-user limit, idempotency) live once, in
-  claim_coupons_v1, and a Python-side twin would write them twice.
+  claim_coupons_v2, and a Python-side twin would write them twice.
 """
 
 from __future__ import annotations

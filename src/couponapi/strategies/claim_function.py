@@ -1,10 +1,11 @@
-"""v2 claims one at a time with the PL/pgSQL function claim_coupons_v1 (arrays of one).
+"""v2 claims one at a time with the PL/pgSQL function claim_coupons_v2 (arrays of one).
 
 Isolation: READ COMMITTED; the call is one statement, so one implicit transaction.
-Locks: the coupon row (FOR NO KEY UPDATE), then the idempotency key, then the new claim row,
-always in that order, held to commit: claimers of one coupon queue at its row, so neither the
-quantity nor the per-user limit can be exceeded, and no deadlock (see the comment at the lock
-in schema.sql). One round trip per claim.
+Locks: the coupon row (FOR NO KEY UPDATE), then the idempotency key, then claim rows (the
+coupon's due holds it expires, SKIP LOCKED, then the new claim row), always in that order,
+held to commit: claimers of one coupon queue at its row, so neither the quantity nor the
+per-user limit can be exceeded, and no deadlock (see the comments at the locks in
+schema.sql). One round trip per claim.
 How it fails: every refusal is a row of the function (outcome), mapped by
 couponapi.domain.claims.claim_result to the CouponError raised here; nothing is written for a
 refusal except its stored answer when an Idempotency-Key came with it. A code that collides
@@ -33,7 +34,7 @@ from couponapi.domain.errors import CouponError
 async def claim_all(
     pool: asyncpg.Pool, coupon_id: UUID, requests: Sequence[ClaimRequest]
 ) -> list[Claimed | CouponError]:
-    """One call of claim_coupons_v1 for `requests`, in order: one result each (the group-commit
+    """One call of claim_coupons_v2 for `requests`, in order: one result each (the group-commit
     strategy flushes its batches with this too). A code collision is retried once."""
     for attempt in (1, 2):
         try:

@@ -1,6 +1,6 @@
-"""v2 claims with group commit: concurrent claims for one coupon share one claim_coupons_v1 call.
+"""v2 claims with group commit: concurrent claims for one coupon share one claim_coupons_v2 call.
 
-Isolation: READ COMMITTED; each batch is one call of claim_coupons_v1 (schema.sql), one
+Isolation: READ COMMITTED; each batch is one call of claim_coupons_v2 (schema.sql), one
 statement, so one transaction, one round trip and one WAL flush for up to MAX_BATCH claims.
 Locks: per process, a GroupCommitter gathers claims per coupon in arrival order (those that
 arrive while the previous batch commits, up to MAX_BATCH) with one batch in flight per coupon,
@@ -10,7 +10,7 @@ claim path uses, so no deadlock; under the coupon row lock it decides the whole 
 order against what the previous holder committed, so neither the quantity nor a per-user
 limit can be exceeded, whatever the number of processes or machines (comment at the lock in
 schema.sql). Every rule (window, pause, limit, keys, codes) and every outcome's meaning
-lives once: in claim_coupons_v1 and couponapi.domain.claims.claim_result, shared with `function`.
+lives once: in claim_coupons_v2 and couponapi.domain.claims.claim_result, shared with `function`.
 Durability: a caller is answered only after its batch committed.
 How it fails: a refusal is that claim's own outcome (SoldOut, LimitReached, NotActive,
 IdempotencyKeyConflict, CouponNotFound). A code collision (claim_code_unique) rolls the call

@@ -46,7 +46,7 @@ from couponapi.strategies import CLAIM_STRATEGIES
 REPLAYED = {"Idempotent-Replayed": "true"}
 KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN}
 KEY = (("Idempotency-Key", KEY_SCHEMA, "Retries with the same key get the first answer (24 h)."),)
-NOT_LIVE = (Problem, "The claim was released or redeemed already.")
+NOT_LIVE = (Problem, "The claim was released or redeemed already, or its hold expired.")
 
 
 @operation(

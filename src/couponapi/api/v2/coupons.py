@@ -51,6 +51,7 @@ async def create_coupon(request: Request) -> Response:
     new = NewCoupon(
         id=body.id or uuid4(), name=body.name, type=body.type, quantity=body.quantity,
         per_user_limit=body.per_user_limit, starts_at=body.starts_at, ends_at=body.ends_at,
+        hold_seconds=body.hold_seconds,
     )  # fmt: skip
     coupon = await coupons.create_coupon(pool_of(request), new)
     response = json_response(CouponPublic.of(coupon), status=201)
@@ -86,8 +87,10 @@ async def get_coupon(request: Request) -> Response:
 
 
 @operation(
-    summary="Change a coupon: quantity, window, pause, per-user limit (admin).",
-    description="The quantity can go up or down, never below what is claimed (409).",
+    summary="Change a coupon: quantity, window, pause, per-user limit, hold (admin).",
+    description="The quantity can go up or down, never below what is claimed (409). A new "
+    "hold_seconds applies to claims granted from now on; a shorter one is refused (422 "
+    "hold-would-shorten) while a live claim would outlast it.",
     tags=TAGS,
     body=CouponUpdate,
     admin=True,
@@ -97,7 +100,7 @@ async def get_coupon(request: Request) -> Response:
         404: UNKNOWN,
         409: (Problem, "Quantity below what is already claimed."),
         413: (Problem, "Body too large."),
-        422: INVALID,
+        422: (Problem, "Malformed body, a bad window, or a hold shorter than one granted."),
     },
 )
 async def update_coupon(request: Request) -> Response:
@@ -113,6 +116,8 @@ async def update_coupon(request: Request) -> Response:
         ends_at=None if body.ends_at is UNSET else body.ends_at,
         paused=None if body.paused is UNSET else body.paused,
         per_user_limit=None if body.per_user_limit is UNSET else body.per_user_limit,
+        set_hold_seconds=body.hold_seconds is not UNSET,
+        hold_seconds=None if body.hold_seconds is UNSET else body.hold_seconds,
     )
     coupon = await coupons.update_coupon(pool_of(request), coupon_id, change)
     return json_response(CouponPublic.of(coupon))

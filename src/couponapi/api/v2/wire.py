@@ -39,6 +39,16 @@ UNKNOWN = (Problem, "No coupon with this id.")
 Quantity = Annotated[int, Meta(ge=0, le=2_147_483_647)]
 Limit = Annotated[int, Meta(ge=1, le=2_147_483_647)]
 Instant = Annotated[datetime, Meta(tz=True)]  # an offset is required: no local times
+MAX_HOLD_S = 30 * 24 * 3600  # 30 days, as the coupon_hold_seconds_range CHECK says
+HoldSeconds = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=MAX_HOLD_S,
+        description="Seconds a claim holds its unit; a claim not redeemed by then expires "
+        "and the unit is back. null: claims never expire.",
+    ),
+]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Kind = Annotated[str, Meta(min_length=1, max_length=100)]
 # Printable: a NUL would fail in PostgreSQL, and with group commit take the whole
@@ -55,21 +65,25 @@ class CouponCreate(msgspec.Struct, forbid_unknown_fields=True):
     per_user_limit: Limit = 1
     starts_at: Instant | None = None
     ends_at: Instant | None = None
+    hold_seconds: HoldSeconds | None = None
     id: UUID | None = None
 
 
 class CouponUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    """A change; absent fields stay. `null` clears starts_at or ends_at."""
+    """A change; absent fields stay. `null` clears starts_at or ends_at, or makes claims
+    never expire (hold_seconds). A hold applies to claims granted after the change."""
 
     quantity: Quantity | UnsetType = UNSET
     per_user_limit: Limit | UnsetType = UNSET
     starts_at: Instant | UnsetType | None = UNSET
     ends_at: Instant | UnsetType | None = UNSET
     paused: bool | UnsetType = UNSET
+    hold_seconds: HoldSeconds | UnsetType | None = UNSET
 
 
 class CouponPublic(msgspec.Struct):
-    """A coupon: `quantity` in all, `remaining` to claim, `claimed` live, `redeemed` spent."""
+    """A coupon: `quantity` in all, `remaining` to claim as of now, `claimed` live,
+    `redeemed` spent; `hold_seconds` how long a claim holds its unit (null: for ever)."""
 
     id: UUID
     name: str | None
@@ -83,6 +97,7 @@ class CouponPublic(msgspec.Struct):
     ends_at: datetime | None
     paused: bool
     created_at: datetime
+    hold_seconds: int | None
 
     @classmethod
     def of(cls, coupon: Coupon) -> CouponPublic:
@@ -92,6 +107,7 @@ class CouponPublic(msgspec.Struct):
             remaining=coupon.remaining, claimed=coupon.claimed, redeemed=coupon.redeemed,
             per_user_limit=coupon.per_user_limit, starts_at=coupon.starts_at,
             ends_at=coupon.ends_at, paused=coupon.paused, created_at=coupon.created_at,
+            hold_seconds=coupon.hold_seconds,
         )  # fmt: skip
 
 

@@ -27,13 +27,14 @@ function card(coupon) {
   const bar = el("div", "bar");
   const fill = el("div");
   bar.append(fill);
+  const holds = el("div", "holds");
   const rates = el("div", "rates");
   const claims = el("span", "claims");
   const refusals = el("span", "refusals");
   rates.append(claims, refusals);
   const canvas = el("canvas");
-  root.append(title, id, count, bar, rates, canvas);
-  c = { root, remaining, total, fill, claims, refusals, canvas };
+  root.append(title, id, count, bar, holds, rates, canvas);
+  c = { root, remaining, total, fill, holds, claims, refusals, canvas };
   cards.set(coupon.id, c);
   return c;
 }
@@ -72,6 +73,11 @@ function render(stats) {
     const share = coupon.quantity ? (100 * coupon.remaining) / coupon.quantity : 0;
     c.fill.style.width = `${Math.max(0, Math.min(100, share))}%`;
     c.root.classList.toggle("soldout", coupon.remaining === 0);
+    // Holds: how many claims still hold a unit, and how many gave theirs back by expiring.
+    const hold = coupon.hold_seconds ? ` (hold ${fmt.format(coupon.hold_seconds)} s)` : "";
+    c.holds.textContent =
+      `${fmt.format(coupon.held)} held · ${fmt.format(coupon.expired)} expired${hold}`;
+    c.holds.hidden = !coupon.hold_seconds && !coupon.held && !coupon.expired;
     c.claims.textContent = `${fmt.format(coupon.claims_per_s)} claims/s`;
     c.refusals.textContent = `${fmt.format(coupon.refusals_per_s)} refusals/s`;
     sparkline(c.canvas, [

@@ -66,12 +66,21 @@ SELECT coalesce(sum(n), 0)::int AS ledger_rows, count(*) FILTER (WHERE n > $3)::
          WHERE couponid = $1::uuid::text AND starts_with(userid, $2) GROUP BY userid) AS per_user;
 
 -- name: dashboard_coupons
--- The $1 newest coupons plus those in $2 (the active ones): what exists and what is left.
-SELECT id, name, total_quantity, quantity
-  FROM coupon
- WHERE id = ANY($2::uuid[])
-    OR id IN (SELECT id FROM coupon ORDER BY created_at DESC, id LIMIT $1)
- ORDER BY created_at DESC, id;
+-- The $1 newest coupons plus those in $2 (the active ones): what exists, what is left as of
+-- now, the holds still running (held: live, neither redeemed nor expired) and the expired
+-- claims (marked, or due and not yet marked). Both are read through their partial indexes
+-- (claim_hold_idx, claim_expired_idx), never claim by claim.
+SELECT c.id, c.name, c.total_quantity, c.quantity + d.due AS quantity, c.hold_seconds,
+       (SELECT count(*) FROM claim h
+         WHERE h.coupon_id = c.id AND h.status = 'claimed'
+           AND h.expires_at IS NOT NULL AND h.expires_at > now())::integer AS held,
+       ((SELECT count(*) FROM claim x WHERE x.coupon_id = c.id AND x.status = 'expired')
+           + d.due)::integer AS expired
+  FROM coupon AS c
+ CROSS JOIN LATERAL (SELECT due_holds_v1(c.id, now()) AS due) AS d
+ WHERE c.id = ANY($2::uuid[])
+    OR c.id IN (SELECT id FROM coupon ORDER BY created_at DESC, id LIMIT $1)
+ ORDER BY c.created_at DESC, c.id;
 
 -- name: dashboard_recent_grants
 -- Grants per coupon per $1-second bucket over the last $2 seconds, from both ledgers (v1 and
@@ -117,9 +126,10 @@ SELECT coalesce(sum(n), 0)::int AS ledger_rows, count(*) FILTER (WHERE n > $3)::
 -- v2 claims (the current API, migration 0002) ------------------------------------------------
 
 -- name: claim_coupons
--- Claim a coupon for each element of the arrays, in order; one row per element (see 0002).
+-- Claim a coupon for each element of the arrays, in order; one row per element (see
+-- claim_coupons_v1 in 0002 for the contract, claim_coupons_v2 in 0006 for holds).
 SELECT ord, outcome, status, body
-FROM claim_coupons_v1($1::uuid, $2::text[], $3::text[], $4::text[], $5::text[]);
+FROM claim_coupons_v2($1::uuid, $2::text[], $3::text[], $4::text[], $5::text[]);
 
 -- operations (/readyz) -----------------------------------------------------------------------
 
@@ -129,67 +139,66 @@ SELECT version FROM schema_migrations;
 
 -- name: insert_coupon
 -- Create a coupon (all of it left); a duplicate id raises unique_violation.
-INSERT INTO coupon (id, name, type, quantity, total_quantity, per_user_limit, starts_at, ends_at)
-VALUES ($1, $2, $3, $4, $4, $5, $6, $7)
+INSERT INTO coupon (id, name, type, quantity, total_quantity, per_user_limit, starts_at, ends_at,
+                    hold_seconds)
+VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8)
 RETURNING id, name, type, total_quantity, quantity AS remaining, per_user_limit, starts_at,
-          ends_at, paused, created_at, 0::bigint AS redeemed;
+          ends_at, paused, created_at, hold_seconds, 0::bigint AS redeemed;
 
 -- name: get_coupon
--- One coupon with its counts, without locking.
-SELECT c.id, c.name, c.type, c.total_quantity, c.quantity AS remaining, c.per_user_limit,
-       c.starts_at, c.ends_at, c.paused, c.created_at,
+-- One coupon with its counts as of now (what is left includes the holds that are due),
+-- without locking.
+SELECT c.id, c.name, c.type, c.total_quantity,
+       c.quantity + due_holds_v1(c.id, now()) AS remaining, c.per_user_limit,
+       c.starts_at, c.ends_at, c.paused, c.created_at, c.hold_seconds,
        (SELECT count(*) FROM claim r WHERE r.coupon_id = c.id AND r.status = 'redeemed') AS redeemed
 FROM coupon c
 WHERE c.id = $1;
 
 -- name: all_coupons
 -- Every coupon with its counts, in id order, without locking (v1's /all).
-SELECT c.id, c.name, c.type, c.total_quantity, c.quantity AS remaining, c.per_user_limit,
-       c.starts_at, c.ends_at, c.paused, c.created_at,
+SELECT c.id, c.name, c.type, c.total_quantity,
+       c.quantity + due_holds_v1(c.id, now()) AS remaining, c.per_user_limit,
+       c.starts_at, c.ends_at, c.paused, c.created_at, c.hold_seconds,
        (SELECT count(*) FROM claim r WHERE r.coupon_id = c.id AND r.status = 'redeemed') AS redeemed
 FROM coupon c
 ORDER BY c.id;
 
 -- name: list_coupons
 -- A page of coupons after the cursor ($1 created_at, $2 id), oldest first, at most $3.
-SELECT c.id, c.name, c.type, c.total_quantity, c.quantity AS remaining, c.per_user_limit,
-       c.starts_at, c.ends_at, c.paused, c.created_at,
+SELECT c.id, c.name, c.type, c.total_quantity,
+       c.quantity + due_holds_v1(c.id, now()) AS remaining, c.per_user_limit,
+       c.starts_at, c.ends_at, c.paused, c.created_at, c.hold_seconds,
        (SELECT count(*) FROM claim r WHERE r.coupon_id = c.id AND r.status = 'redeemed') AS redeemed
 FROM coupon c
 WHERE (c.created_at, c.id) > ($1, $2)
 ORDER BY c.created_at, c.id
 LIMIT $3;
 
--- name: update_coupon
--- Change a coupon: $2 total quantity, $3/$4 set starts_at, $5/$6 set ends_at, $7 paused,
--- $8 per-user limit (NULL / false: keep). The UPDATE takes the coupon's row lock, so it waits
--- for claimers in flight and moves `quantity` (what is left) by exactly the change of the
--- total: a total below what is claimed makes quantity negative, which the CHECK refuses
--- (coupon_quantity_not_negative) instead of losing claims. One row lock: no deadlock.
-WITH changed AS (
-    UPDATE coupon
-    SET total_quantity = coalesce($2, total_quantity),
-        quantity       = quantity + coalesce($2 - total_quantity, 0),
-        starts_at      = CASE WHEN $3 THEN $4 ELSE starts_at END,
-        ends_at        = CASE WHEN $5 THEN $6 ELSE ends_at END,
-        paused         = coalesce($7, paused),
-        per_user_limit = coalesce($8, per_user_limit)
-    WHERE id = $1
-    RETURNING *)
-SELECT c.id, c.name, c.type, c.total_quantity, c.quantity AS remaining, c.per_user_limit,
-       c.starts_at, c.ends_at, c.paused, c.created_at,
-       (SELECT count(*) FROM claim r WHERE r.coupon_id = c.id AND r.status = 'redeemed') AS redeemed
-FROM changed c;
+-- name: change_coupon
+-- Change a coupon (change_coupon_v1: the coupon row lock, then only the claim rows of due
+-- holds it gives back to make room): $2 total quantity, $3/$4 set starts_at, $5/$6 set
+-- ends_at, $7 paused, $8 per-user limit, $9/$10 set hold_seconds (NULL / false: keep). One
+-- word: changed, not_found or hold_shortens; a total below what is held raises
+-- coupon_quantity_not_negative.
+SELECT change_coupon_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
 -- name: get_claim
--- One claim by id, without locking.
-SELECT id, coupon_id, user_id, code, status, claimed_at, released_at, redeemed_at
+-- One claim by id, without locking; a hold past its expires_at reads 'expired' (as it is),
+-- whether or not the sweeper marked it yet (so do the listings below).
+SELECT id, coupon_id, user_id, code,
+       CASE WHEN status = 'claimed' AND expires_at <= now() THEN 'expired' ELSE status END
+           AS status,
+       claimed_at, released_at, redeemed_at, expires_at
 FROM claim
 WHERE id = $1;
 
 -- name: list_claims_of_coupon
 -- A page of a coupon's claims after the cursor ($2 claimed_at, $3 id), oldest first, at most $4.
-SELECT id, coupon_id, user_id, code, status, claimed_at, released_at, redeemed_at
+SELECT id, coupon_id, user_id, code,
+       CASE WHEN status = 'claimed' AND expires_at <= now() THEN 'expired' ELSE status END
+           AS status,
+       claimed_at, released_at, redeemed_at, expires_at
 FROM claim
 WHERE coupon_id = $1 AND (claimed_at, id) > ($2, $3)
 ORDER BY claimed_at, id
@@ -197,7 +206,10 @@ LIMIT $4;
 
 -- name: list_claims_of_user
 -- A page of a user's claims after the cursor ($2 claimed_at, $3 id), oldest first, at most $4.
-SELECT id, coupon_id, user_id, code, status, claimed_at, released_at, redeemed_at
+SELECT id, coupon_id, user_id, code,
+       CASE WHEN status = 'claimed' AND expires_at <= now() THEN 'expired' ELSE status END
+           AS status,
+       claimed_at, released_at, redeemed_at, expires_at
 FROM claim
 WHERE user_id = $1 AND (claimed_at, id) > ($2, $3)
 ORDER BY claimed_at, id
@@ -208,12 +220,12 @@ LIMIT $4;
 SELECT user_id FROM claim WHERE id = $1;
 
 -- name: release_claim
--- Give a claim back (locks coupon row -> claim row, see release_claim_v1); one row.
-SELECT outcome FROM release_claim_v1($1);
+-- Give a claim back (locks coupon row -> claim row, see release_claim_v2); one row.
+SELECT outcome FROM release_claim_v2($1);
 
 -- name: redeem_claim
--- Spend a code exactly once (locks the claim row, see redeem_claim_v1); one row.
-SELECT outcome, claim_id FROM redeem_claim_v1($1);
+-- Spend a code exactly once (locks the claim row, see redeem_claim_v2); one row.
+SELECT outcome, claim_id FROM redeem_claim_v2($1);
 
 -- name: coupon_exists
 -- Whether a coupon has this id.
@@ -229,6 +241,74 @@ WITH expired AS (
                   FOR UPDATE SKIP LOCKED)
     RETURNING 1)
 SELECT count(*) FROM expired;
+
+-- holds that expire (migration 0006, couponapi.services.holds) ------------------------------
+
+-- name: coupons_with_due_holds
+-- Up to $1 coupons that have a hold due now, for the sweeper. A loose index scan of
+-- claim_hold_idx: one probe per coupon with live holds (its earliest expiry comes first),
+-- however many claims each has. No lock: sweep_holds takes them.
+WITH RECURSIVE next_coupon AS (
+    (SELECT c.coupon_id, c.expires_at FROM claim AS c
+      WHERE c.status = 'claimed' AND c.expires_at IS NOT NULL
+      ORDER BY c.coupon_id, c.expires_at LIMIT 1)
+    UNION ALL
+    SELECT later.coupon_id, later.expires_at
+      FROM next_coupon AS n
+     CROSS JOIN LATERAL (SELECT c.coupon_id, c.expires_at FROM claim AS c
+                          WHERE c.status = 'claimed' AND c.expires_at IS NOT NULL
+                            AND c.coupon_id > n.coupon_id
+                          ORDER BY c.coupon_id, c.expires_at LIMIT 1) AS later)
+SELECT coupon_id FROM next_coupon WHERE expires_at <= now() LIMIT $1;
+
+-- name: sweep_holds
+-- Expire up to $2 due holds of coupon $1 with their ledger rows (sweep_holds_v1: a sweeper's
+-- advisory try-lock, then the coupon row lock, then the claim rows); how many.
+SELECT sweep_holds_v1($1, $2);
+
+-- name: coupon_audit
+-- A coupon's books in one statement, so one snapshot (and one now()): its quantity, what is
+-- stored as left, its claims by status as of now (a due hold is expired, `expired_pending`
+-- of them not yet marked), v1's grants, the ledger's rows per kind, and the users holding
+-- more than the per-user limit (live v2 claims and v1 grants). NULL row: no such coupon.
+SELECT c.id, c.total_quantity AS quantity, c.quantity AS stored_remaining, c.per_user_limit,
+       k.claims, k.held, k.pending AS expired_pending, k.redeemed, k.released, k.expired,
+       e.granted AS ledger_granted, e.released AS ledger_released,
+       e.redeemed AS ledger_redeemed, e.expired AS ledger_expired,
+       g.given AS given_v1, o.users_over_limit, now() AS checked_at
+  FROM coupon AS c
+ CROSS JOIN LATERAL (
+       SELECT count(*) AS claims,
+              count(*) FILTER (WHERE l.status = 'claimed'
+                                 AND (l.expires_at IS NULL OR l.expires_at > now())) AS held,
+              count(*) FILTER (WHERE l.status = 'claimed' AND l.expires_at <= now()) AS pending,
+              count(*) FILTER (WHERE l.status = 'redeemed') AS redeemed,
+              count(*) FILTER (WHERE l.status = 'released') AS released,
+              count(*) FILTER (WHERE l.status = 'expired'
+                                  OR (l.status = 'claimed' AND l.expires_at <= now())) AS expired
+         FROM claim AS l WHERE l.coupon_id = c.id) AS k
+ CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE v.kind = 'granted') AS granted,
+              count(*) FILTER (WHERE v.kind = 'released') AS released,
+              count(*) FILTER (WHERE v.kind = 'redeemed') AS redeemed,
+              count(*) FILTER (WHERE v.kind = 'expired') AS expired
+         FROM claim_event AS v WHERE v.coupon_id = c.id) AS e
+ CROSS JOIN LATERAL (
+       SELECT count(*) AS given FROM coupon_given_events AS x WHERE x.couponid = c.id::text) AS g
+ CROSS JOIN LATERAL (
+       SELECT count(*) AS users_over_limit
+         FROM (SELECT u.user_id FROM (
+                      SELECT l.user_id FROM claim AS l
+                       WHERE l.coupon_id = c.id
+                         AND (l.status = 'redeemed'
+                              OR (l.status = 'claimed'
+                                  AND (l.expires_at IS NULL OR l.expires_at > now())))
+                      UNION ALL
+                      SELECT x.userid FROM coupon_given_events AS x
+                       WHERE x.couponid = c.id::text) AS u
+                GROUP BY u.user_id
+               HAVING count(*) > c.per_user_limit) AS over) AS o
+ WHERE c.id = $1;
 
 -- API keys (migration 0005, couponapi.services.keys) ----------------------------------------
 
