@@ -238,7 +238,9 @@ import asyncio, sys, asyncpg
 from couponapi.services.holds import sweep_once
 
 async def main():
-    async with asyncpg.create_pool(sys.argv[1], min_size=1, max_size=2) as pool:
+    # No statement cache: the URL may be a transaction-mode pooler (the PgBouncer run).
+    async with asyncpg.create_pool(
+            sys.argv[1], min_size=1, max_size=2, statement_cache_size=0) as pool:
         while await sweep_once(pool, batch=200) or await pool.fetchval(
                 "SELECT count(*) FROM claim WHERE status = 'claimed'"):
             pass
