@@ -35,9 +35,11 @@ def verifier_of(settings: Settings) -> TokenVerifier | None:
         return TokenVerifier.public(settings.jwt_public_key, **checks)
     return None
 
+
 # Whitespace inside a credential (one regex search: a generator over a token's 150+
 # characters cost a third of verifying it).
 _WHITESPACE = re.compile(r"\s")
+
 
 class Authenticator:
     """Checks credentials against the admin token, the key ring and the token verifier."""
