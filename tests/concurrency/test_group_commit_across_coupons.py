@@ -70,6 +70,11 @@ async def check_books(pool: asyncpg.Pool, coupons: Sequence[UUID], api: str = "v
     return sum(row["claims"] for row in rows)
 
 
+async def quantities_left(pool: asyncpg.Pool, coupons: Sequence[UUID]) -> dict[UUID, int]:
+    rows = await pool.fetch("SELECT id, quantity FROM coupon WHERE id = ANY($1)", list(coupons))
+    return {row["id"]: row["quantity"] for row in rows}
+
+
 async def test_many_processes_over_many_coupons_keep_every_rule(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
@@ -96,7 +101,7 @@ async def test_many_processes_over_many_coupons_keep_every_rule(
     granted = await check_books(pool, coupons)
     assert outcomes["granted"] == granted
     # The small coupons were wanted by more users than they had: each sold out exactly.
-    left = dict(await pool.fetch("SELECT id, quantity FROM coupon WHERE id = ANY($1)", coupons))
+    left = await quantities_left(pool, coupons)
     assert all(left[c] == 0 for c, q in zip(coupons, quantities, strict=True) if q == 5)
     # Every answer to a key is the same claim, granted once.
     for coupon_id, user, key in keyed:
@@ -146,5 +151,5 @@ async def test_v1_many_processes_over_many_coupons_sell_out_exactly(
     outcomes = Counter(outcome for answers in results for outcome, _ in answers)
     assert set(outcomes) <= {"granted", "SoldOut"}, outcomes
     assert await check_books(pool, coupons, "v1") == outcomes["granted"]
-    left = dict(await pool.fetch("SELECT id, quantity FROM coupon WHERE id = ANY($1)", coupons))
+    left = await quantities_left(pool, coupons)
     assert all(left[c] == 0 for c, q in zip(coupons, quantities, strict=True) if q == 3)
