@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from benchmarks.report import claims_per_commit
 from benchmarks.run import WORKERS, measure, per_request_us, write_results
@@ -89,13 +90,19 @@ def _spent(
 
 
 def measure_with_cpu(
-    url: str, base: str, target: Target, scenario: Scenario, seconds: float
+    url: str,
+    base: str,
+    target: Target,
+    scenario: Scenario,
+    seconds: float,
+    coupons: list[UUID] | None = None,
 ) -> dict[str, Any]:
-    """`benchmarks.run.measure`'s record, with the µs of CPU per answered request that the
-    server at `base` (started by running_service), PostgreSQL and wrk spent on the run."""
+    """`benchmarks.run.measure`'s record (`coupons` as there), with the µs of CPU per answered
+    request that the server at `base` (started by running_service), PostgreSQL and wrk spent
+    on the run."""
     serve = serve_pid(base)
     before = _sample(serve)
-    record = measure(url, base, target, scenario, seconds)
+    record = measure(url, base, target, scenario, seconds, coupons=coupons)
     cpu = per_request_us(_spent(before, _sample(serve)), record["requests"])
     print(f"    CPU per request, us: {cpu}; claims/commit {claims_per_commit(record)}", flush=True)
     return {"cpu_us_per_request": cpu, **record}

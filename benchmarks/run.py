@@ -22,6 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -53,11 +54,15 @@ def measure(
     seconds: float,
     credentials: Path | None = None,
     hold_seconds: int | None = None,
+    coupons: list[UUID] | None = None,
 ) -> dict[str, Any]:
     """One wrk run of `target` under `scenario`, with the database checked afterwards;
     `credentials` is claim.lua's file of tokens or the key (benchmarks.identity), and
-    `hold_seconds` the hold of the run's coupons (benchmarks.holds)."""
-    coupons = asyncio.run(make_coupons(url, scenario.coupons, scenario.quantity, hold_seconds))
+    `hold_seconds` the hold of the run's coupons (benchmarks.holds). `coupons`, made by the
+    caller (each with `scenario.quantity`), are the ids wrk sends round-robin, a coupon listed
+    twice getting twice the requests; by default `scenario.coupons` new ones."""
+    if coupons is None:
+        coupons = asyncio.run(make_coupons(url, scenario.coupons, scenario.quantity, hold_seconds))
     tag = f"{target.strategy}-{scenario.name}-{time.monotonic_ns()}"
     if target.kind == "v2token" and credentials is None:  # one fresh user token per request
         credentials = identity.hs256_tokens(identity.credentials_folder() / f"{tag}.txt", seconds)
@@ -72,7 +77,8 @@ def measure(
         "connections": scenario.connections, "coupons": scenario.coupons, **figures,
     }  # fmt: skip
     if target.kind != "get":
-        ledger = asyncio.run(read_ledger(url, target.api, coupons, scenario.quantity))
+        distinct = list(dict.fromkeys(coupons))
+        ledger = asyncio.run(read_ledger(url, target.api, distinct, scenario.quantity))
         lost = scenario.connections + figures["timeouts"] + figures["socket_errors"]
         record["ledger"] = ledger.as_dict()
         record["problems"] = ledger.problems(figures["ok_2xx"], lost)

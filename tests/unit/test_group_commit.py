@@ -100,6 +100,20 @@ async def test_a_flush_answering_the_wrong_count_fails_its_batch() -> None:
         await asyncio.gather(committer.submit("a", 1), committer.submit("a", 2))
 
 
+async def test_a_flush_may_fail_a_part_of_its_batch_alone() -> None:
+    async def odd_fail(key: str, items: Sequence[int]) -> list[int | BatchFailed]:
+        return [BatchFailed(f"{key}{n}", 1, ValueError(n)) if n % 2 else n for n in items]
+
+    committer: GroupCommitter[str, int, int] = GroupCommitter(odd_fail, max_wait=0.0)
+    outcomes = await asyncio.gather(
+        *(committer.submit("a", n) for n in range(6)), return_exceptions=True
+    )
+    assert outcomes[::2] == [0, 2, 4]
+    for failed in outcomes[1::2]:
+        assert isinstance(failed, BatchFailed)
+        assert isinstance(failed.__cause__, ValueError)
+
+
 async def test_a_caller_that_leaves_does_not_disturb_the_others() -> None:
     flush = Recorder(pause=0.01)
     committer = GroupCommitter(flush, max_batch=10, max_wait=0.0)

@@ -1,11 +1,12 @@
 """Claims and grants: what a claim is, and the one mapping from claim_coupons' rows.
 
 A `Grant` is what a v1 give hands out (a row of the original's ledger); a `Claim` is what a
-v2 claim holds (a row of `claim`, with a code). claim_coupons_v2 (like v1 before it) answers
-one row per requested claim: (ord, outcome, status, body). `claim_arguments` builds its arrays from
-requests (codes are made here) and `claim_result` turns one of its rows into a `Claimed` or
-the CouponError that `claimed_or_raise` raises. Every strategy that calls the function (one
-at a time, or a group-commit batcher) uses these, so the outcomes are read in one place.
+v2 claim holds (a row of `claim`, with a code). claim_coupons_v2 answers one row per
+requested claim: (ord, outcome, status, body). `claim_arguments` builds its arrays from
+requests (codes are made here), `many_claim_arguments` those of claim_coupons_many_v1 (a batch
+over many coupons, the same rows), and `claim_result` turns one row into a `Claimed` or the
+CouponError that `claimed_or_raise` raises. Every strategy that calls the functions (one at a
+time, or a group-commit batcher) uses these, so the outcomes are read in one place.
 """
 
 from __future__ import annotations
@@ -87,6 +88,21 @@ def claim_arguments(coupon_id: UUID, requests: Sequence[ClaimRequest]) -> ClaimA
         new_codes(len(requests)),
         [r.idempotency_key for r in requests],
         [request_hash(coupon_id, r.user_id) if r.idempotency_key else None for r in requests],
+    )
+
+
+ManyClaimArguments = tuple[list[UUID], list[str], list[str], list[str | None], list[str | None]]
+
+
+def many_claim_arguments(claims: Sequence[tuple[UUID, ClaimRequest]]) -> ManyClaimArguments:
+    """The arguments of claim_coupons_many_v1 for `claims` (coupon, request) on any coupons, in
+    their order, fresh codes included: element i is what claim_arguments makes for claim i."""
+    return (
+        [coupon_id for coupon_id, _ in claims],
+        [r.user_id for _, r in claims],
+        new_codes(len(claims)),
+        [r.idempotency_key for _, r in claims],
+        [request_hash(c, r.user_id) if r.idempotency_key else None for c, r in claims],
     )
 
 

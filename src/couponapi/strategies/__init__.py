@@ -82,9 +82,9 @@ GIVE_STRATEGIES: dict[str, GiveStrategy] = {
         "give-group-commit",
         safe=True,
         summary="Give with group commit: concurrent claims share one transaction.",
-        description="Safe and fastest under a crowd: concurrent claims for the same coupon in "
-        "one server process are granted together, in arrival order, in one transaction; each "
-        "is answered only after that commit.",
+        description="Safe and fastest under a crowd: concurrent claims in one server process, "
+        "for any coupons, are granted together in one transaction (each coupon's in arrival "
+        "order); each is answered only after that commit.",
     ),
 }
 

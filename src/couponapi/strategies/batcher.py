@@ -1,9 +1,13 @@
 """The group-commit batcher: many concurrent requests for one key, granted in one transaction.
 
 A hot coupon can commit only so often: each commit waits for the WAL flush and hands the row
-lock to the next waiter. `GroupCommitter` stops paying that once per claim. Within one
-process, requests for the same key (a coupon) are gathered into a batch and handed to a
-`flush` callable that grants the whole batch in one transaction and one round trip.
+lock to the next waiter, and a quiet coupon pays a whole transaction, round trip and commit
+for each claim. `GroupCommitter` stops paying that once per claim. Within one process,
+requests for the same key are gathered into a batch and handed to a `flush` callable that
+grants the whole batch in one transaction and one round trip. The strategies use one key for
+all coupons (`ALL_COUPONS`): their items carry their coupon id, and the database groups a
+batch by coupon (migration 0007), so claims on a thousand quiet coupons share a commit as
+claims on one hot coupon do.
 
 Guarantees:
 - A caller's future resolves only after `flush` returned, i.e. after its transaction
@@ -17,12 +21,14 @@ Guarantees:
   is done, without further wait.
 - A `flush` that raises, or answers the wrong number of results, fails exactly the callers of
   that batch, each with a `BatchFailed` whose `__cause__` is the original error; earlier
-  and later batches are unaffected.
+  and later batches are unaffected. A `flush` may also answer a `BatchFailed` for some items
+  (a part of the batch that failed alone, such as one coupon's group): exactly those
+  callers get it raised, the others their results.
 
 `GroupCommitter` knows nothing about SQL: the caller supplies `flush(key, items) -> results`.
-`PerPool` keeps one committer per pool (so per process and database) and `submit` turns a
-failed batch into the error each of its callers gets; both group-commit strategies (v1 give,
-v2 claim) use them.
+`PerPool` keeps one committer per pool (so per process and database), with one lane for all
+coupons, and `submit` turns a failed batch into the error each of its callers gets; both
+group-commit strategies (v1 give, v2 claim) use them.
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from uuid import UUID
 
 import asyncpg
 
@@ -44,8 +49,10 @@ from couponapi.domain.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 128
-# Seconds a claim waits for company when its coupon's lane was idle. Measured
+MAX_BATCH = 128  # claims per batch, over all coupons
+# The one key of the strategies' committers: a batch takes claims for any coupon.
+ALL_COUPONS = "all coupons"
+# Seconds a claim waits for company when the lane was idle. Measured
 # (docs/performance.md): 0 is as fast on a hot coupon and faster on cold ones. Under a crowd
 # the next batch gathers while the previous one commits anyway (classic group commit,
 # self-clocking); from idle, a wait only delays a claim that has nobody to share a commit with.
@@ -57,6 +64,7 @@ class BatchFailed(Exception):
 
     def __init__(self, key: object, size: int, cause: BaseException) -> None:
         super().__init__(f"group commit of {size} requests for {key} failed: {cause!r}")
+        self.__cause__ = cause
         self.key = key
         self.size = size
 
@@ -74,12 +82,14 @@ class GroupCommitter[K: Hashable, I, R]:
     """Gathers `submit(key, item)` calls per key and flushes them in batches.
 
     `flush(key, items)` must commit all of `items` atomically and return one result per item,
-    in the same order. One instance belongs to one event loop (one server process).
+    in the same order; a result that is a `BatchFailed` is raised to that item's caller (its
+    part of the batch failed and wrote nothing). One instance belongs to one event loop (one
+    server process).
     """
 
     def __init__(
         self,
-        flush: Callable[[K, Sequence[I]], Awaitable[Sequence[R]]],
+        flush: Callable[[K, Sequence[I]], Awaitable[Sequence[R | BatchFailed]]],
         *,
         max_batch: int = 128,
         max_wait: float = 0.001,
@@ -140,7 +150,11 @@ class GroupCommitter[K: Hashable, I, R]:
             return
         for (_, future), result in zip(batch, results, strict=True):
             # A caller that went away (cancelled) still had its item committed; nobody to tell.
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(result, BatchFailed):
+                future.set_exception(result)
+            else:
                 future.set_result(result)
 
     @staticmethod
@@ -149,31 +163,30 @@ class GroupCommitter[K: Hashable, I, R]:
     ) -> None:
         for _, future in batch:
             if not future.done():
-                failure = BatchFailed(key, len(batch), error)
-                failure.__cause__ = error
-                future.set_exception(failure)
+                future.set_exception(BatchFailed(key, len(batch), error))
 
 
 class PerPool[I, R]:
-    """One GroupCommitter per pool (so per process and per database), made on first use.
+    """One GroupCommitter per pool (so per process and per database), made on first use, with
+    one lane (ALL_COUPONS): `flush(pool, items)` gets claims for any coupons, in arrival order.
 
     asyncpg pools cannot be weakly referenced; committers of closed pools are dropped
     whenever a new one is made, so tests that make many pools do not accumulate them."""
 
     def __init__(
-        self, flush: Callable[[asyncpg.Pool, UUID, Sequence[I]], Awaitable[Sequence[R]]]
+        self, flush: Callable[[asyncpg.Pool, Sequence[I]], Awaitable[Sequence[R | BatchFailed]]]
     ) -> None:
         self._flush = flush
-        self._committers: dict[asyncpg.Pool, GroupCommitter[UUID, I, R]] = {}
+        self._committers: dict[asyncpg.Pool, GroupCommitter[str, I, R]] = {}
 
-    def __call__(self, pool: asyncpg.Pool) -> GroupCommitter[UUID, I, R]:
+    def __call__(self, pool: asyncpg.Pool) -> GroupCommitter[str, I, R]:
         committer = self._committers.get(pool)
         if committer is None:
             for old in [p for p in self._committers if p.is_closing()]:
                 del self._committers[old]
 
-            async def flush(key: UUID, items: Sequence[I]) -> Sequence[R]:
-                results = await self._flush(pool, key, items)
+            async def flush(key: str, items: Sequence[I]) -> Sequence[R | BatchFailed]:
+                results = await self._flush(pool, items)
                 metrics.observe_batch(len(items))  # couponapi_batch_size at /metrics
                 return results
 
@@ -182,17 +195,17 @@ class PerPool[I, R]:
         return committer
 
 
-async def submit[I, R](committer: GroupCommitter[UUID, I, R], coupon_id: UUID, item: I) -> R:
+async def submit[I, R](committer: GroupCommitter[str, I, R], item: I) -> R:
     """Submit one claim; answered after its batch committed, or raises why it did not.
 
-    Nothing of a failed batch was written. A transient cause (db.pool.TRANSIENT) would have
-    failed the same way one claim at a time: it is re-raised as a copy of itself, so the API
-    answers exactly as it does then (503 + Retry-After, with the specific message). Anything else (a
-    constraint, a bug) most likely belongs to another claim of the batch, so this one gets
-    DatabaseUnavailable (503, retry: it will land in another batch); the batcher logged the
-    cause once."""
+    Nothing of a failed batch (or of a failed coupon's group in it) was written. A transient
+    cause (db.pool.TRANSIENT) would have failed the same way one claim at a time: it is
+    re-raised as a copy of itself, so the API answers exactly as it does then (503 +
+    Retry-After, with the specific message). Anything else (a constraint, a bug) most likely
+    belongs to another claim of the batch, so this one gets DatabaseUnavailable (503, retry:
+    it will land in another batch); the cause was logged once per batch or group."""
     try:
-        return await committer.submit(coupon_id, item)
+        return await committer.submit(ALL_COUPONS, item)
     except BatchFailed as failed:
         cause = failed.__cause__
         if isinstance(cause, TRANSIENT):

@@ -34,8 +34,8 @@ from couponapi.domain.errors import CouponError
 async def claim_all(
     pool: asyncpg.Pool, coupon_id: UUID, requests: Sequence[ClaimRequest]
 ) -> list[Claimed | CouponError]:
-    """One call of claim_coupons_v2 for `requests`, in order: one result each (the group-commit
-    strategy flushes its batches with this too). A code collision is retried once."""
+    """One call of claim_coupons_v2 for `requests`, in order: one result each. A code
+    collision is retried once."""
     for attempt in (1, 2):
         try:
             rows = await pool.fetch(query("claim_coupons"), *claim_arguments(coupon_id, requests))

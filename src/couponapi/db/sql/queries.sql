@@ -54,6 +54,11 @@ SELECT NULL, EXISTS (SELECT 1 FROM coupon WHERE id = $1) WHERE NOT EXISTS (SELEC
 -- Give one coupon to a batch of users (give_coupons_to_users); one row per user, in order.
 SELECT outcome, quantity_left FROM give_coupons_to_users($1, $2::text[]);
 
+-- name: give_many
+-- Give a batch of coupons, element i giving $1[i] to $2[i], grouped by coupon in one
+-- transaction (give_coupons_many_v1, migration 0007); one row per element, in order.
+SELECT ord, outcome, quantity_left, failure FROM give_coupons_many_v1($1::uuid[], $2::text[]);
+
 -- ---------------------------------------------------------------------------------------
 -- See the race: the load tester's checks and the dashboard's read-only stats.
 -- None of these run on the claim path.
@@ -130,6 +135,12 @@ SELECT coalesce(sum(n), 0)::int AS ledger_rows, count(*) FILTER (WHERE n > $3)::
 -- claim_coupons_v1 in 0002 for the contract, claim_coupons_v2 in 0006 for holds).
 SELECT ord, outcome, status, body
 FROM claim_coupons_v2($1::uuid, $2::text[], $3::text[], $4::text[], $5::text[]);
+
+-- name: claim_coupons_many
+-- Claim a batch of claims on any coupons, element i claiming $1[i], grouped by coupon in one
+-- transaction (claim_coupons_many_v1, migration 0007); one row per element, in order.
+SELECT ord, outcome, status, body
+FROM claim_coupons_many_v1($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]);
 
 -- operations (/readyz) -----------------------------------------------------------------------
 
