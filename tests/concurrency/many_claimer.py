@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from couponapi.config import Settings
 from couponapi.domain.claims import ClaimRequest
 from couponapi.strategies import claim_group_commit, give_group_commit
 
@@ -41,8 +42,12 @@ async def one(
 async def main(url: str, strategy: str, rounds: int) -> None:
     claims = [(UUID(c), user, key) for c, user, key in msgspec.json.decode(sys.stdin.read())]
     results: list[Result] = []
-    settings = {"lock_timeout": "5000"}
-    async with asyncpg.create_pool(url, min_size=1, max_size=10, server_settings=settings) as pool:
+    # The role's lock_timeout bounds every wait (as for the service); no start-up settings and
+    # the configured statement cache, so the same process also runs behind PgBouncer.
+    cache = Settings().statement_cache_size
+    async with asyncpg.create_pool(
+        url, min_size=1, max_size=10, statement_cache_size=cache
+    ) as pool:
         for _ in range(rounds):
             results += await asyncio.gather(*(one(pool, strategy, *claim) for claim in claims))
     sys.stdout.write(msgspec.json.encode(results).decode())

@@ -130,7 +130,7 @@ async def test_a_crowd_claiming_while_holds_expire_never_holds_more_than_exists(
             await asyncio.sleep(0.02)
 
     await asyncio.gather(*(claimer() for _ in range(40)), sampler())
-    assert len(samples) > 50
+    assert len(samples) > 20  # every 20 ms for 4 s, fewer when the 2 cores are busy
     for books in samples:  # one snapshot each: never more live than exists, nothing lost
         assert books.live <= books.quantity == 20
         assert books.problems == []
@@ -205,7 +205,10 @@ async def test_a_quantity_cut_racing_expiry_loses_and_overgrants_nothing(
             at(around(end, 0.02), cut), *(at(around(end), late) for late in newcomers)
         )
         assert patched[0] in {200, 409}, patched
-        now = await audit.audit(pool, coupon_id)  # before the newcomers' holds end
+        # Audit just after the old holds ended (a newcomer may have been answered before
+        # that instant, refused), and before the newcomers' holds end, a second later.
+        await asyncio.sleep(max(0.0, datetime.fromisoformat(end).timestamp() - time.time()) + 0.05)
+        now = await audit.audit(pool, coupon_id)
         granted = sum(1 for status, _ in claimed if status == 201)
         assert now.problems == []
         assert now.quantity == (20 if patched[0] == 200 else 50)

@@ -82,6 +82,8 @@ def convert[T](data: dict[str, Any], model: type[T]) -> T:
 # group commit cannot fail for one claim's text. `(?![\s\S])` is the true end of the string
 # (Python's `$` also matches before a last \n).
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$(?![\s\S])"
+# Any text PostgreSQL can store: everything but NUL (names and types of coupons).
+STORABLE = r"^[^\x00]*$(?![\s\S])"
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_KEY_LENGTH = 255

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
-from couponapi.api.inputs import PRINTABLE
+from couponapi.api.inputs import PRINTABLE, STORABLE
 from couponapi.domain.claims import Grant
 from couponapi.domain.coupons import Coupon
 
@@ -34,10 +34,10 @@ class CouponV1(msgspec.Struct):
 class CouponCreateV1(msgspec.Struct, forbid_unknown_fields=False):
     """The create body; field names match case-insensitively, as Go's binder did."""
 
-    Type: Annotated[str, Meta(min_length=1, max_length=100)]
+    Type: Annotated[str, Meta(min_length=1, max_length=100, pattern=STORABLE)]
     Amount: Quantity
     Id: UUID | None = None
-    Name: Annotated[str, Meta(max_length=200)] | None = None
+    Name: Annotated[str, Meta(max_length=200, pattern=STORABLE)] | None = None
 
 
 class GiveV1(msgspec.Struct, forbid_unknown_fields=False):

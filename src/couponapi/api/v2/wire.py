@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from couponapi.api.inputs import CURSOR_PATTERN, MAX_PAGE, PRINTABLE
+from couponapi.api.inputs import CURSOR_PATTERN, MAX_PAGE, PRINTABLE, STORABLE
 from couponapi.api.v2.problems import Problem
 from couponapi.domain.claims import Claim
 from couponapi.domain.codes import TYPED_PATTERN
@@ -49,8 +49,8 @@ HoldSeconds = Annotated[
         "and the unit is back. null: claims never expire.",
     ),
 ]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
-Kind = Annotated[str, Meta(min_length=1, max_length=100)]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=STORABLE)]
+Kind = Annotated[str, Meta(min_length=1, max_length=100, pattern=STORABLE)]
 # Printable: a NUL would fail in PostgreSQL, and with group commit take the whole
 # batch down with it; refused here with 422 before it can reach a batch.
 UserId = Annotated[str, Meta(min_length=1, max_length=128, pattern=PRINTABLE)]
