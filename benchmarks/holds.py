@@ -74,7 +74,10 @@ async def make_due_holds(url: str, rows: int, quantity: int = 0) -> UUID:
     """A coupon with `rows` holds that ended a minute ago (claims and their grant rows, made
     in SQL), and `quantity` more left to claim."""
     coupon_id = uuid4()
-    connection = await asyncpg.connect(url, command_timeout=3_600)
+    # A direct connection of the benchmark's own: no statement timeout for the bulk insert.
+    connection = await asyncpg.connect(
+        url, command_timeout=3_600, server_settings={"statement_timeout": "0"}
+    )
     try:
         async with connection.transaction():
             await connection.execute(
@@ -101,7 +104,9 @@ async def make_due_holds(url: str, rows: int, quantity: int = 0) -> UUID:
 
 
 async def _books(url: str, coupon_id: UUID) -> dict[str, Any]:
-    async with asyncpg.create_pool(url, min_size=1, max_size=1, command_timeout=600) as pool:
+    async with asyncpg.create_pool(
+        url, min_size=1, max_size=1, command_timeout=600, server_settings={"statement_timeout": "0"}
+    ) as pool:
         books = await audit(pool, coupon_id)
     if books.problems:
         raise SystemExit(f"the books of {coupon_id} do not balance: {books.problems}")
