@@ -32,7 +32,7 @@ from benchmarks.run import WORKERS, write_results
 from benchmarks.scenarios import HOT_100, SPREAD_100, V1_GROUP_COMMIT, V2_GROUP_COMMIT
 from benchmarks.service import running_service
 from couponapi.config import Settings
-from couponapi.db.embedded import EmbeddedPostgres
+from couponapi.db.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from couponapi.db.migrate import ensure_database, migrate_url
 
 # Durable variants only. PostgreSQL's defaults: commit_delay 0 (commit_siblings 5),
@@ -87,7 +87,12 @@ def restart(server: EmbeddedPostgres, settings: dict[str, str]) -> str:
 def own_server(keep: bool) -> Iterator[EmbeddedPostgres]:
     """A PostgreSQL cluster of this benchmark's own, started, with a migrated database."""
     data_dir = Settings().data_dir.resolve() / "bench-pgsettings"
-    server = EmbeddedPostgres(data_dir)
+    # The service's settings but those the variants set (given on the command line, a
+    # setting would win over ALTER SYSTEM): "defaults" is PostgreSQL's own for those.
+    varied = {name for variant in VARIANTS.values() for name in variant}
+    server = EmbeddedPostgres(
+        data_dir, settings={k: v for k, v in SERVER_SETTINGS.items() if k not in varied}
+    )
     server.start()
     url = server.info().url(DATABASE)
 
