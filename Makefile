@@ -10,7 +10,7 @@ BROWSER := $(VENV)/.browser
 LOCK := pyproject.toml uv.lock scripts/bootstrap-venv
 POOLER := $(VENV)/.pgbouncer
 
-.PHONY: help serve test pytest lint format clean bench bench-ratelimit multihost
+.PHONY: help serve test pytest lint format clean bench bench-ratelimit bench-webhooks multihost
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ bench: $(BENCH_READY) ## benchmark suite, ~15 min (ARGS="--quick" for a short ru
 bench-ratelimit: $(BENCH_READY) ## what the claim rate limiter costs, off vs on (~1.5 min)
 	./benchmarks/ensure-tools
 	$(BIN)/python -m benchmarks.ratelimit
+
+bench-webhooks: $(BENCH_READY) ## the hot claim with a webhook endpoint vs none, and the sender's lag (~5 min)
+	./benchmarks/ensure-tools
+	$(BIN)/python -m benchmarks.webhooks
 
 multihost: $(BENCH_READY) ## 1, 2, 3 hosts (network namespaces) on one PostgreSQL (~1 min, root)
 	./benchmarks/multihost.sh

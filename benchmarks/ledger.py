@@ -112,7 +112,7 @@ SELECT $2 * cardinality($1::uuid[]) - (SELECT sum(quantity) FROM coupon WHERE id
        count(*) AS ledger, count(*) AS claims, coalesce(max(n), 0) AS most, 1 AS lim,
        count(DISTINCT given_at) AS commits
   FROM (SELECT count(*) OVER (PARTITION BY couponid, userid) AS n, given_at
-          FROM coupon_given_events WHERE couponid = ANY($1::uuid[]::text[])) AS g"""
+          FROM coupon_given_events WHERE couponid::uuid = ANY($1::uuid[])) AS g"""
 
 V2_LEDGER = """
 SELECT $2 * cardinality($1::uuid[]) - (SELECT sum(quantity) FROM coupon WHERE id = ANY($1))

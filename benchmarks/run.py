@@ -2,8 +2,9 @@
 
 Order: pgbench (PostgreSQL alone), every claim strategy under every scenario on the default
 server, the runs the goals compare (give-transaction and the default v2 strategy,
-in turn, five times), identity and holds on the hot claim (benchmarks.identity,
-benchmarks.holds), then the server comparison (each server in turn on the same endpoints).
+in turn, five times), identity, holds and webhooks on the hot claim (benchmarks.identity,
+benchmarks.holds, benchmarks.webhooks), then the server comparison (each server in turn on
+the same endpoints).
 After every wrk run the database is checked (benchmarks.ledger); a broken invariant
 is a failure, not a figure. Results: results/run-<time>.json, results/latest.json,
 results/RESULTS.md and results/claims.png; a partial run (--quick, --only, --scenario, --skip)
@@ -26,7 +27,7 @@ from uuid import UUID
 
 import asyncpg
 
-from benchmarks import holds, identity, pgbench, report
+from benchmarks import holds, identity, pgbench, report, webhooks
 from benchmarks.ledger import make_coupons, read_ledger
 from benchmarks.scenarios import (
     HOT_QUANTITY,
@@ -179,6 +180,18 @@ def run_holds(url: str, server: str, run: dict[str, Any], seconds: float, select
     print(f"  hot claim while sweeping: {run['holds']['claims_while_sweeping']}", flush=True)
 
 
+def run_webhooks(url: str, server: str, run: dict[str, Any], seconds: float, selected: Any) -> None:
+    """The hot claim with one webhook endpoint beside none, in turn, and the sender's lag
+    (benchmarks.webhooks); figures into `run`."""
+    if not selected(webhooks.target(webhooks.WAYS[1]), webhooks.SCENARIO):
+        return
+    print(f"webhooks: none and one, in turn, {webhooks.ROUNDS} times:", flush=True)
+    with running_service(url, server, WORKERS) as base:
+        run["webhooks"]["claims"] = webhooks.side_by_side(url, base, seconds, measure)
+    run["webhooks"]["ratio"] = webhooks.ratio(run["webhooks"]["claims"])
+    print(f"  hot claim with a webhook: {run['webhooks']['ratio']:.3f}x the one without")
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -201,7 +214,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["pgbench", "claims", "targets", "identity", "holds", "servers"],
+        choices=["pgbench", "claims", "targets", "identity", "holds", "webhooks", "servers"],
     )
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args()
@@ -220,7 +233,8 @@ def main() -> None:
     run: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "quick": args.quick, "server": server, "workers": WORKERS, "machine": machine(),
-        "pgbench": [], "claims": [], "targets": [], "identity": [], "holds": {}, "servers": [],
+        "pgbench": [], "claims": [], "targets": [], "identity": [], "holds": {},
+        "webhooks": {}, "servers": [],
     }  # fmt: skip
     with fresh_database(keep=args.keep_database) as url:
         run["postgres"] = report.postgres_version(url)
@@ -248,6 +262,8 @@ def main() -> None:
             run_identity(url, server, run, seconds(identity.SCENARIO), selected)
         if "holds" not in args.skip:
             run_holds(url, server, run, seconds(holds.SCENARIO), selected)
+        if "webhooks" not in args.skip:
+            run_webhooks(url, server, run, seconds(webhooks.SCENARIO), selected)
         if "servers" not in args.skip:
             for name in SERVERS:
                 print(f"server comparison: {name}, {WORKERS} workers", flush=True)

@@ -56,7 +56,7 @@ RUNS: list[tuple[Target, Scenario]] = [
 ]  # fmt: skip
 
 HOT_GRANTS = {
-    "v1": "SELECT count(*) FROM coupon_given_events WHERE couponid = $1::uuid::text",
+    "v1": "SELECT count(*) FROM coupon_given_events WHERE couponid::uuid = $1",
     "v2": "SELECT count(*) FROM claim_event WHERE coupon_id = $1 AND kind = 'granted'",
 }
 

@@ -30,7 +30,7 @@ from couponapi.config import Settings
 from couponapi.db.embedded import EmbeddedPostgres, ServerInfo
 from couponapi.db.migrate import ensure_database, migrate_url
 from tests import pgbouncer
-from tests.support import app_client
+from tests.support import LOOPBACK_HOSTS, app_client
 from tests.v2_support import JWT_SECRET, TOKEN
 
 TEMPLATE = "couponapi_template"
@@ -131,7 +131,10 @@ def settings(database_url: str) -> Settings:
     """Default settings pointed at the test's database, with the tests' admin token and JWT
     secret (tests.v2_support)."""
     return Settings(
-        database_url=database_url, admin_token=SecretStr(TOKEN), jwt_secret=SecretStr(JWT_SECRET)
+        database_url=database_url,
+        admin_token=SecretStr(TOKEN),
+        jwt_secret=SecretStr(JWT_SECRET),
+        webhook_hosts=LOOPBACK_HOSTS,
     )
 
 

@@ -21,7 +21,14 @@ from couponapi.config import Settings
 # The credentials of every test server (tests.v2_support mints user tokens with the secret).
 TOKEN = "test-admin-token"
 JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
-CREDENTIALS_ENV = {"COUPONAPI_ADMIN_TOKEN": TOKEN, "COUPONAPI_JWT_SECRET": JWT_SECRET}
+# Webhooks may be delivered to this machine only: no test server sends anywhere else, whatever
+# URL a test (or the fuzzer) registers.
+LOOPBACK_HOSTS = "127.0.0.1,localhost"
+CREDENTIALS_ENV = {
+    "COUPONAPI_ADMIN_TOKEN": TOKEN,
+    "COUPONAPI_JWT_SECRET": JWT_SECRET,
+    "COUPONAPI_WEBHOOK_HOSTS": LOOPBACK_HOSTS,
+}
 
 
 def free_port() -> int:

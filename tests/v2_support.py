@@ -15,7 +15,7 @@ import httpx
 from couponapi.app import create_app
 from couponapi.config import Settings
 from couponapi.identity.tokens import mint
-from tests.support import JWT_SECRET, TOKEN, DefaultCredential
+from tests.support import JWT_SECRET, LOOPBACK_HOSTS, TOKEN, DefaultCredential
 
 __all__ = ["JWT_SECRET", "TOKEN"]  # re-exported: the v2 tests take them from here
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -38,7 +38,7 @@ async def v2_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of an app whose admin token is TOKEN and JWT secret JWT_SECRET;
     with `auth`, requests without credentials of their own carry that one."""
-    defaults = {"admin_token": TOKEN, "jwt_secret": JWT_SECRET}
+    defaults = {"admin_token": TOKEN, "jwt_secret": JWT_SECRET, "webhook_hosts": LOOPBACK_HOSTS}
     app = create_app(Settings(database_url=database_url, **{**defaults, **settings}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

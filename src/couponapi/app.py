@@ -21,17 +21,21 @@ from couponapi.api.v1 import routes as v1
 from couponapi.api.v2 import audit as v2_audit
 from couponapi.api.v2 import claims as v2_claims
 from couponapi.api.v2 import coupons as v2_coupons
+from couponapi.api.v2 import events as v2_events
 from couponapi.api.v2 import keys as v2_keys
 from couponapi.api.v2 import me as v2_me
+from couponapi.api.v2 import webhooks as v2_webhooks
 from couponapi.config import Settings
 from couponapi.dashboard.routes import Dashboard
 from couponapi.db.pool import create_pool
 from couponapi.db.session_defaults import apply_timeouts_if_reachable
+from couponapi.domain.webhooks import WebhookPolicy
 from couponapi.identity.authenticator import Authenticator, verifier_of
 from couponapi.identity.keyring import KeyRing
 from couponapi.services.claims import sweep_expired_keys_forever
 from couponapi.services.holds import sweep_holds_forever
 from couponapi.services.keys import live_keys
+from couponapi.services.webhook_sender import WebhookSender
 from couponapi.strategies import check_claim_strategy
 
 API_INFO = {
@@ -59,19 +63,22 @@ def create_app(settings: Settings) -> Starlette:
         # Every expiry's ledger row within seconds, in every worker (services/holds.py).
         holds = asyncio.create_task(sweep_holds_forever(app.state.pool))
         keys = asyncio.create_task(keyring.refresh_forever())
+        # The feed to every webhook endpoint, off the claim path (services/webhook_sender.py).
+        sender = asyncio.create_task(WebhookSender(app.state.pool, webhook_policy).run_forever())
         try:
             yield
         finally:
-            sampler.cancel()
-            sweeper.cancel()
-            holds.cancel()
-            keys.cancel()
+            for task in (sampler, sweeper, holds, keys, sender):
+                task.cancel()
             await app.state.pool.close()
 
     # Who is asking (couponapi.identity): the key ring reads the pool the lifespan opens.
     keyring = KeyRing(lambda: live_keys(app.state.pool))
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     authenticator = Authenticator(admin_token, keyring, verifier_of(settings))
+    webhook_policy = WebhookPolicy.of(
+        settings.webhook_hosts, settings.webhook_timeout_s, settings.webhook_retry_s
+    )
     v1_on = settings.v1_access != "off"  # off: v1's routes are not served at all (404)
 
     generator = DocumentGenerator(API_INFO)
@@ -91,6 +98,8 @@ def create_app(settings: Settings) -> Starlette:
             *v2_audit.routes(),
             *v2_me.routes(),
             *v2_keys.routes(),
+            *v2_events.routes(),
+            *v2_webhooks.routes(),
             *docs_routes(document),
             *health.routes(),
             *dashboard.routes(),
@@ -106,6 +115,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.authenticator = authenticator
     app.state.keyring = keyring
+    app.state.webhook_policy = webhook_policy
     return app
 
 

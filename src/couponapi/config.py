@@ -130,6 +130,21 @@ class Settings(BaseSettings):
         description="Set by `serve` when it supervises its private PostgreSQL: the file where "
         "the supervisor notes restarts (for /metrics).",
     )
+    # Webhooks (docs/api-v2.md#webhooks): where deliveries may go and how they are retried.
+    webhook_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts webhook URLs may name (exact names or addresses; "
+        "empty: any host). Checked when an endpoint is registered and before every delivery.",
+    )
+    webhook_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds a webhook delivery may take in all."
+    )
+    webhook_retry_s: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        pattern=r"^[0-9]+(\.[0-9]+)?(,[0-9]+(\.[0-9]+)?)*$",
+        description="Seconds before each retry of a failed delivery (comma-separated); an "
+        "endpoint still failing after the last one (about a day) is disabled.",
+    )
     # Checked against couponapi.strategies.CLAIM_STRATEGIES at start-up (cli, create_app):
     # the settings import nothing of ours.
     claim_strategy: str = Field(

@@ -14,7 +14,7 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -26,25 +26,13 @@ import pytest
 
 from couponapi.domain.audit import Audit
 from couponapi.services import audit
-from tests.support import RunningServer, running_server
+from tests.support import RunningServer
 from tests.v2_support import ADMIN, V2
 
 pytestmark = pytest.mark.concurrency
 
 Answer = tuple[int, dict[str, Any]]
 SWEPT_S = 3.0  # the sweepers run every second: after this, every expiry has its row
-
-
-@pytest.fixture
-def server(database_url: str) -> Iterator[RunningServer]:
-    with running_server(database_url, workers=2) as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
-        yield session
 
 
 async def call(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> Answer:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -15,24 +14,12 @@ import asyncpg
 import pytest
 
 from couponapi.strategies import CLAIM_STRATEGIES
-from tests.support import RunningServer, running_server
-from tests.v2_support import ADMIN, TOKEN, V2, claim_state
+from tests.support import RunningServer
+from tests.v2_support import ADMIN, V2, claim_state
 
 pytestmark = pytest.mark.concurrency
 
 Answer = tuple[int, dict[str, Any], bool]  # status, body, replayed
-
-
-@pytest.fixture
-def server(database_url: str) -> Iterator[RunningServer]:
-    with running_server(database_url, workers=2, env={"COUPONAPI_ADMIN_TOKEN": TOKEN}) as s:
-        yield s
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
-        yield session
 
 
 async def post(

@@ -102,6 +102,40 @@ async def revoke_key(w: World, h: dict[str, str]) -> httpx.Response:
     return await w.client.delete(f"{V2}/keys/checkout", headers=h)
 
 
+async def read_the_feed(w: World, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{V2}/events", headers=h)
+
+
+async def register_webhook(w: World, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(
+        f"{V2}/webhooks", json={"url": "http://127.0.0.1:9/other"}, headers=h
+    )
+
+
+async def list_webhooks(w: World, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{V2}/webhooks", headers=h)
+
+
+async def read_webhook(w: World, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{V2}/webhooks/{w.webhook_id}", headers=h)
+
+
+async def enable_webhook(w: World, h: dict[str, str]) -> httpx.Response:
+    return await w.client.patch(f"{V2}/webhooks/{w.webhook_id}", json={"enabled": True}, headers=h)
+
+
+async def delete_webhook(w: World, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{V2}/webhooks/{w.webhook_id}", headers=h)
+
+
+async def rotate_webhook_secret(w: World, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(f"{V2}/webhooks/{w.webhook_id}/rotate-secret", headers=h)
+
+
+async def webhook_deliveries(w: World, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{V2}/webhooks/{w.webhook_id}/deliveries", headers=h)
+
+
 ALL = ("none", "user", "server", "admin", "admin-key")
 ADMIN_ONLY = {"none": 401, "user": 403, "server": 403, "admin": None, "admin-key": None}
 CELLS: list[tuple[str, Action, dict[str, int | None]]] = [
@@ -148,6 +182,18 @@ CELLS: list[tuple[str, Action, dict[str, int | None]]] = [
     ("create a key", create_key, ADMIN_ONLY),
     ("list the keys", list_keys, ADMIN_ONLY),
     ("revoke a key", revoke_key, ADMIN_ONLY),
+    (
+        "read the event feed",
+        read_the_feed,
+        {"none": 401, "user": 403, "server": None, "admin": None, "admin-key": None},
+    ),
+    ("register a webhook", register_webhook, ADMIN_ONLY),
+    ("list the webhooks", list_webhooks, ADMIN_ONLY),
+    ("read a webhook", read_webhook, ADMIN_ONLY),
+    ("enable a webhook", enable_webhook, ADMIN_ONLY),
+    ("delete a webhook", delete_webhook, ADMIN_ONLY),
+    ("rotate a webhook's secret", rotate_webhook_secret, ADMIN_ONLY),
+    ("a webhook's deliveries", webhook_deliveries, ADMIN_ONLY),
 ]
 PARAMS = [
     pytest.param(action, who, status, id=f"{row} / {who}")

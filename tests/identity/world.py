@@ -23,6 +23,7 @@ class World:
     coupon_id: UUID
     headers: dict[str, dict[str, str]]
     claims: dict[str, dict[str, Any]]  # alice's and bob's claims, as the API answered them
+    webhook_id: str  # an endpoint registered by the admin (never delivered to: nothing listens)
 
 
 async def make_key(client: httpx.AsyncClient, name: str, scope: str) -> str:
@@ -47,6 +48,11 @@ async def world(database_url: str, **settings: Any) -> AsyncIterator[World]:
             )
             assert answer.status_code == 201, answer.text
             claims[user] = answer.json()
+        hook = await client.post(
+            f"{V2}/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=ADMIN
+        )
+        assert hook.status_code == 201, hook.text
+        await client.patch(f"{V2}/webhooks/{hook.json()['id']}", json={"enabled": False})
         headers = {
             "none": {},
             "user": as_user("alice"),
@@ -54,7 +60,7 @@ async def world(database_url: str, **settings: Any) -> AsyncIterator[World]:
             "admin": ADMIN,
             "admin-key": {"Authorization": f"Bearer {admin_key}"},
         }
-        yield World(client, coupon_id, headers, claims)
+        yield World(client, coupon_id, headers, claims, hook.json()["id"])
 
 
 async def books(pool: asyncpg.Pool) -> dict[str, Any]:
@@ -66,6 +72,11 @@ async def books(pool: asyncpg.Pool) -> dict[str, Any]:
                   (SELECT array_agg(id::text || ':' || user_id || ':' || status ORDER BY id)
                      FROM claim) AS claims,
                   (SELECT count(*) FROM claim_event) AS events,
+                  (SELECT count(*) FROM coupon_event) AS coupon_events,
+                  (SELECT array_agg(id::text || ':' || url || ':' || secret || ':'
+                                    || coalesce(disabled_at::text, '-') ORDER BY id)
+                     FROM webhook_endpoint) AS webhooks,
+                  (SELECT count(*) FROM webhook_delivery) AS deliveries,
                   (SELECT count(*) FROM coupon_given_events) AS given,
                   (SELECT count(*) FROM idempotency_key) AS keys,
                   (SELECT array_agg(name || ':' || coalesce(revoked_at::text, '-') ORDER BY id)

@@ -32,6 +32,11 @@ ACCEPTED = [
     ("PATCH /api/v2/coupons/{coupon_id}", "ST202", "ends_at must be after starts_at"),
     ("PATCH /api/v2/coupons/{coupon_id}", "ST202", "/problems/hold-would-shorten"),
     ("POST /api/v2/coupons/{coupon_id}/claims", "ST202", "/problems/idempotency-key-reused"),
+    # Whether a URL can be delivered to: its host allowed by the operator's setting (here only
+    # this machine), its port a real one.
+    ("POST /api/v2/webhooks", "ST202", "/problems/invalid-webhook"),
+    # A cursor of the right shape naming a transaction that has not happened yet.
+    ("GET /api/v2/events", "ST202", "cursor is ahead of the feed"),
 ]
 
 

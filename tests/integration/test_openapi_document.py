@@ -29,6 +29,14 @@ async def test_admin_routes_declare_the_bearer_scheme(client: httpx.AsyncClient)
         ("delete", "/api/v2/keys/{name}"),
         ("get", "/dashboard/stats"),
         ("get", "/dashboard/race"),
+        # Webhooks: every route.
+        ("post", "/api/v2/webhooks"),
+        ("get", "/api/v2/webhooks"),
+        ("get", "/api/v2/webhooks/{webhook_id}"),
+        ("patch", "/api/v2/webhooks/{webhook_id}"),
+        ("delete", "/api/v2/webhooks/{webhook_id}"),
+        ("post", "/api/v2/webhooks/{webhook_id}/rotate-secret"),
+        ("get", "/api/v2/webhooks/{webhook_id}/deliveries"),
     }
 
 

@@ -120,7 +120,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The raw body; BodyTooLarge as soon as it passes `limit` bytes (a declared
     Content-Length over it before anything is read)."""
     declared = header(request, b"content-length")
-    length = int(declared) if declared is not None and declared.isdigit() else None
+    length = (
+        int(declared)
+        if declared is not None and declared.isascii() and declared.isdigit()
+        else None
+    )
     if length is not None and length > limit:
         raise BodyTooLarge(limit)
     if length == 0:

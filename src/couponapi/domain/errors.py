@@ -166,3 +166,25 @@ class KeyNotFound(CouponError):
     """No live API key has this name."""
 
     status, slug, title = 404, "key-not-found", "Key not found"
+
+
+# ---- the event feed and webhooks (couponapi.services.events, .webhooks) --------------------
+
+
+class FeedCursorNotOurs(CouponError):
+    """A feed cursor this server did not give: malformed, or ahead of every transaction."""
+
+    status, slug, title = 422, "invalid-cursor", "Cursor not valid"
+
+
+class WebhookNotFound(CouponError):
+    """No webhook endpoint has this id."""
+
+    status, slug, title = 404, "webhook-not-found", "Webhook endpoint not found"
+
+
+class InvalidWebhook(CouponError):
+    """A webhook endpoint that cannot be delivered to: not an http(s) URL, a host the
+    operator did not allow, or an unknown event type."""
+
+    status, slug, title = 422, "invalid-webhook", "Webhook endpoint not valid"

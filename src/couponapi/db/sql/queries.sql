@@ -68,7 +68,7 @@ SELECT ord, outcome, quantity_left, failure FROM give_coupons_many_v1($1::uuid[]
 -- those users hold more than $3 (the per-user limit).
 SELECT coalesce(sum(n), 0)::int AS ledger_rows, count(*) FILTER (WHERE n > $3)::int AS users_over_limit
   FROM (SELECT count(*) AS n FROM coupon_given_events
-         WHERE couponid = $1::uuid::text AND starts_with(userid, $2) GROUP BY userid) AS per_user;
+         WHERE couponid::uuid = $1::uuid AND starts_with(userid, $2) GROUP BY userid) AS per_user;
 
 -- name: dashboard_coupons
 -- The $1 newest coupons plus those in $2 (the active ones): what exists, what is left as of
@@ -305,7 +305,7 @@ SELECT c.id, c.total_quantity AS quantity, c.quantity AS stored_remaining, c.per
               count(*) FILTER (WHERE v.kind = 'expired') AS expired
          FROM claim_event AS v WHERE v.coupon_id = c.id) AS e
  CROSS JOIN LATERAL (
-       SELECT count(*) AS given FROM coupon_given_events AS x WHERE x.couponid = c.id::text) AS g
+       SELECT count(*) AS given FROM coupon_given_events AS x WHERE x.couponid::uuid = c.id) AS g
  CROSS JOIN LATERAL (
        SELECT count(*) AS users_over_limit
          FROM (SELECT u.user_id FROM (
@@ -316,7 +316,7 @@ SELECT c.id, c.total_quantity AS quantity, c.quantity AS stored_remaining, c.per
                                   AND (l.expires_at IS NULL OR l.expires_at > now())))
                       UNION ALL
                       SELECT x.userid FROM coupon_given_events AS x
-                       WHERE x.couponid = c.id::text) AS u
+                       WHERE x.couponid::uuid = c.id) AS u
                 GROUP BY u.user_id
                HAVING count(*) > c.per_user_limit) AS over) AS o
  WHERE c.id = $1;
@@ -341,3 +341,142 @@ RETURNING name, scope, created_at, revoked_at;
 -- name: live_api_keys
 -- What every process caches (identity.keyring reloads it every half second): the live keys.
 SELECT lookup, digest, name, scope FROM api_key WHERE revoked_at IS NULL;
+
+-- the event feed and webhooks (migration 0008, couponapi.services.events, .webhooks) --------
+
+-- name: events_after
+-- Up to $3 events after the position ($1 xid as text, $2 id), in feed order, only of the
+-- transactions that ended before this statement's snapshot (below its xmin): no event can
+-- later appear before the last one returned. Index range scans of both ledgers, merged.
+-- ORDER BY names event_feed.xid: a bare `xid` would be the text output column ('999' after
+-- '1000').
+SELECT id, xid::text AS xid, type, occurred_at, data::text AS data
+FROM event_feed
+WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY event_feed.xid, event_feed.id
+LIMIT $3;
+
+-- name: coupon_events_after
+-- events_after for one coupon ($4), through the ledgers' (coupon_id, xid, id) indexes.
+SELECT id, xid::text AS xid, type, occurred_at, data::text AS data
+FROM event_feed
+WHERE coupon_id = $4
+  AND (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY event_feed.xid, event_feed.id
+LIMIT $3;
+
+-- name: feed_position_reached
+-- Whether transaction id $1 has been handed out yet (a cursor ahead of it is not ours).
+SELECT $1::text::xid8 < pg_snapshot_xmax(pg_current_snapshot());
+
+-- name: insert_webhook
+-- Register an endpoint ($1 url, $2 event types or NULL, $3 secret). It starts at the feed's
+-- horizon now: it receives every event of the transactions that had not ended yet, and after.
+INSERT INTO webhook_endpoint (url, event_types, secret, after_xid)
+VALUES ($1, $2, $3, pg_snapshot_xmin(pg_current_snapshot()))
+RETURNING id, url, event_types AS events, created_at, disabled_at, disabled_reason,
+          failing_since, attempts AS failed_attempts, next_attempt_at;
+
+-- name: list_webhooks
+-- Every endpoint, oldest first (never its secret).
+SELECT id, url, event_types AS events, created_at, disabled_at, disabled_reason,
+       failing_since, attempts AS failed_attempts, next_attempt_at
+FROM webhook_endpoint
+ORDER BY created_at, id;
+
+-- name: get_webhook
+-- One endpoint (never its secret); no row: none has id $1.
+SELECT id, url, event_types AS events, created_at, disabled_at, disabled_reason,
+       failing_since, attempts AS failed_attempts, next_attempt_at
+FROM webhook_endpoint
+WHERE id = $1;
+
+-- name: enable_webhook
+-- Enable endpoint $1 ($2 true: its next event is tried at once, from its first attempt) or
+-- disable it by hand ($2 false); where it stands in the feed is kept, so nothing is lost.
+UPDATE webhook_endpoint
+SET disabled_at     = CASE WHEN $2 THEN NULL ELSE coalesce(disabled_at, now()) END,
+    disabled_reason = CASE WHEN $2 THEN NULL
+                           ELSE coalesce(disabled_reason, 'disabled by the admin') END,
+    attempts        = CASE WHEN $2 THEN 0 ELSE attempts END,
+    failing_since   = CASE WHEN $2 THEN NULL ELSE failing_since END,
+    next_attempt_at = CASE WHEN $2 THEN now() ELSE next_attempt_at END
+WHERE id = $1
+RETURNING id, url, event_types AS events, created_at, disabled_at, disabled_reason,
+          failing_since, attempts AS failed_attempts, next_attempt_at;
+
+-- name: rotate_webhook_secret
+-- Give endpoint $1 the secret $2: every delivery from now on is signed with it.
+UPDATE webhook_endpoint SET secret = $2 WHERE id = $1
+RETURNING id, url, event_types AS events, created_at, disabled_at, disabled_reason,
+          failing_since, attempts AS failed_attempts, next_attempt_at;
+
+-- name: delete_webhook
+-- Remove endpoint $1 and its delivery log; its id, or no row.
+DELETE FROM webhook_endpoint WHERE id = $1 RETURNING id;
+
+-- name: list_webhook_deliveries
+-- Up to $3 attempts of endpoint $1 before attempt id $2 (NULL: the newest), newest first.
+SELECT id, event_id, attempt, attempted_at, status_code, error, response, duration_ms
+FROM webhook_delivery
+WHERE endpoint_id = $1 AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC
+LIMIT $3;
+
+-- name: lease_webhook
+-- Lease one endpoint for sender $1 for $2 seconds: enabled, due, not leased by a live sender,
+-- with an event to send. SKIP LOCKED: senders of every process and host each take another.
+-- A short statement, no transaction left open: a sender's xid never holds the feed back.
+UPDATE webhook_endpoint AS w
+SET leased_by = $1, leased_until = now() + make_interval(secs => $2)
+WHERE w.id = (
+    SELECT d.id FROM webhook_endpoint AS d
+    WHERE d.disabled_at IS NULL AND d.next_attempt_at <= now()
+      AND (d.leased_until IS NULL OR d.leased_until < now())
+      AND EXISTS (SELECT 1 FROM event_feed AS f
+                  WHERE (f.xid, f.id) > (d.after_xid, d.after_id)
+                    AND f.xid < pg_snapshot_xmin(pg_current_snapshot()))
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING w.id, w.url, w.event_types, w.secret, w.after_xid::text AS after_xid, w.after_id,
+          w.attempts, w.failing_since;
+
+-- name: finish_webhook_run
+-- A sender's run on endpoint $1 is over: if sender $2 still holds the lease, the endpoint
+-- moves to ($3 xid as text, $4 id), with $5 failed attempts of its next event, tried again
+-- at $6, disabled with reason $7 (NULL: not), and the lease ends; the attempts made (arrays
+-- $8 event ids .. $14 durations) are logged in any case. Whether the lease was still ours.
+-- The run leased an enabled endpoint: one disabled meanwhile (by the admin) stays disabled.
+WITH moved AS (
+    UPDATE webhook_endpoint
+    SET after_xid = $3::text::xid8, after_id = $4, attempts = $5,
+        failing_since = CASE WHEN $5 = 0 THEN NULL ELSE coalesce(failing_since, now()) END,
+        next_attempt_at = $6,
+        disabled_at = coalesce(disabled_at, CASE WHEN $7::text IS NOT NULL THEN now() END),
+        disabled_reason = coalesce(disabled_reason, $7),
+        leased_by = NULL, leased_until = NULL
+    WHERE id = $1 AND leased_by = $2
+    RETURNING id),
+logged AS (
+    INSERT INTO webhook_delivery (endpoint_id, event_id, attempt, attempted_at, status_code,
+                                  error, response, duration_ms)
+    SELECT w.id, a.event_id, a.attempt, a.attempted_at, a.status_code, a.error, a.response,
+           a.duration_ms
+    FROM webhook_endpoint AS w
+    CROSS JOIN unnest($8::bigint[], $9::integer[], $10::timestamptz[], $11::integer[],
+                      $12::text[], $13::text[], $14::integer[])
+                   AS a(event_id, attempt, attempted_at, status_code, error, response,
+                        duration_ms)
+    WHERE w.id = $1)
+SELECT EXISTS (SELECT 1 FROM moved);
+
+-- name: delete_old_webhook_deliveries
+-- Forget up to $1 delivery attempts older than 30 days (a periodic sweep; returns the count).
+WITH old AS (
+    DELETE FROM webhook_delivery
+    WHERE id IN (SELECT id FROM webhook_delivery
+                 WHERE attempted_at < now() - interval '30 days'
+                 LIMIT $1)
+    RETURNING 1)
+SELECT count(*) FROM old;

@@ -1,5 +1,5 @@
 -- The schema as it stands: every table with all its columns, then the indexes, the functions
--- and the one trigger. This file is the readable truth; it is never applied to a real
+-- and the triggers. This file is the readable truth; it is never applied to a real
 -- database. The ordered migrations in src/couponapi/db/sql/migrations/ are what build and
 -- upgrade databases, and tests/integration/test_schema.py proves they build exactly this
 -- schema (it compares pg_dump of a database built from this file with one built from them).
@@ -47,15 +47,23 @@ CREATE TABLE coupon
 -- The original also had "create unique index coupon_id_uindex on coupon (id)": it duplicates
 -- the primary key's index, costs a write on every insert, and is left out.
 
+-- The ids of every ledger's events (v1's coupon_given_events, v2's claim_event, coupon_event):
+-- unique across them, and with the xid of the transaction that wrote it, an event's id orders
+-- the feed (GET /api/v2/events).
+CREATE SEQUENCE event_id_seq;
+
 -- v1's ledger of grants: one row per coupon given, written in the transaction that gives it.
+-- In the feed as coupon.given.
 CREATE TABLE coupon_given_events
 (
-    id          bigint      GENERATED ALWAYS AS IDENTITY
+    id          bigint      NOT NULL DEFAULT nextval('event_id_seq')
         CONSTRAINT coupon_given_events_pk PRIMARY KEY,
     couponid    text        NOT NULL,
     userid      text        NOT NULL,
     newquantity integer     NOT NULL,
-    given_at    timestamptz NOT NULL DEFAULT now()
+    given_at    timestamptz NOT NULL DEFAULT now(),
+    -- As claim_event.xid: the writing transaction's id, for the feed.
+    xid         xid8        NOT NULL DEFAULT pg_current_xact_id()
 );
 
 -- One coupon held by one user. 'claimed' and 'redeemed' are live (they count against the
@@ -86,10 +94,10 @@ CREATE TABLE claim
 -- The v2 ledger: one row per grant, release, redemption and expiry, written in the transaction
 -- that makes the change (coupon_given_events stays v1's ledger of grants). An expiry's row is
 -- written by whoever marks the claim expired (a claim path, a release, the sweeper), with the
--- hold's expires_at as its occurred_at.
+-- hold's expires_at as its occurred_at. With coupon_event it is the event feed.
 CREATE TABLE claim_event
 (
-    id          bigint      GENERATED ALWAYS AS IDENTITY
+    id          bigint      NOT NULL DEFAULT nextval('event_id_seq')
         CONSTRAINT claim_event_pk PRIMARY KEY,
     claim_id    uuid        NOT NULL
         CONSTRAINT claim_event_claim_fk REFERENCES claim (id),
@@ -98,7 +106,29 @@ CREATE TABLE claim_event
     kind        text        NOT NULL
         CONSTRAINT claim_event_kind_known
             CHECK (kind IN ('granted', 'released', 'redeemed', 'expired')),
-    occurred_at timestamptz NOT NULL DEFAULT now()
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    -- The writing transaction's id: the feed lists only events of transactions that ended
+    -- (below its snapshot's xmin), in (xid, id) order, so it never skips one. Rows written
+    -- before the feed existed have 3 (the first normal xid): they come first, in id order.
+    xid         xid8        NOT NULL DEFAULT pg_current_xact_id()
+);
+ALTER SEQUENCE event_id_seq OWNED BY claim_event.id;
+
+-- A coupon's changes: created, updated (a PATCH, or any change of its rules or total) and
+-- sold_out (what is left reached 0 with no hold due), written by the triggers at the end of
+-- this file. `data` is the coupon as the API showed it at that instant, kept because its
+-- counts cannot be read back later (json, not jsonb: its fields stay in the API's order, as
+-- in every event's data).
+CREATE TABLE coupon_event
+(
+    id          bigint      NOT NULL DEFAULT nextval('event_id_seq')
+        CONSTRAINT coupon_event_pk PRIMARY KEY,
+    xid         xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    coupon_id   uuid        NOT NULL,
+    kind        text        NOT NULL
+        CONSTRAINT coupon_event_kind_known CHECK (kind IN ('created', 'updated', 'sold_out')),
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    data        json        NOT NULL
 );
 
 -- Idempotent retries: the first answer (status and body, failures included) to a key, kept at
@@ -133,11 +163,55 @@ CREATE TABLE api_key
     revoked_at timestamptz
 );
 
+-- An endpoint that receives the feed: its URL, the event types it wants (NULL: all), its
+-- Standard Webhooks secret, and where it stands in the feed. after_xid/after_id is the last
+-- event delivered to it (or passed over); `attempts` the failed attempts of the next one,
+-- retried at next_attempt_at. A sender leases the endpoint (leased_by until leased_until)
+-- for one run of deliveries, with no transaction open meanwhile.
+CREATE TABLE webhook_endpoint
+(
+    id              uuid        NOT NULL DEFAULT gen_random_uuid()
+        CONSTRAINT webhook_endpoint_pk PRIMARY KEY,
+    url             text        NOT NULL,
+    event_types     text[],
+    secret          text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    disabled_at     timestamptz,
+    disabled_reason text,
+    after_xid       xid8        NOT NULL,
+    after_id        bigint      NOT NULL DEFAULT 0,
+    attempts        integer     NOT NULL DEFAULT 0,
+    failing_since   timestamptz,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    leased_by       text,
+    leased_until    timestamptz
+);
+
+-- Every attempt to deliver an event to an endpoint: the HTTP status, or the error, and a
+-- bounded excerpt of the answer.
+CREATE TABLE webhook_delivery
+(
+    id           bigint      GENERATED ALWAYS AS IDENTITY
+        CONSTRAINT webhook_delivery_pk PRIMARY KEY,
+    endpoint_id  uuid        NOT NULL
+        CONSTRAINT webhook_delivery_endpoint_fk REFERENCES webhook_endpoint (id) ON DELETE CASCADE,
+    event_id     bigint      NOT NULL,
+    attempt      integer     NOT NULL,
+    attempted_at timestamptz NOT NULL,
+    status_code  integer,
+    error        text,
+    response     text,
+    duration_ms  integer     NOT NULL
+);
+
 -- ---- indexes -----------------------------------------------------------------------------
 
 -- Cursor pagination of the coupons, oldest first.
 CREATE INDEX coupon_created_idx ON coupon (created_at, id);
-CREATE INDEX coupon_given_events_couponid_idx ON coupon_given_events (couponid);
+-- v1's grants of a coupon (the audit), and its feed, by the uuid the text column holds.
+CREATE INDEX coupon_given_events_couponid_idx
+    ON coupon_given_events ((couponid::uuid), xid, id);
+CREATE INDEX coupon_given_events_feed_idx ON coupon_given_events (xid, id);
 -- The per-user limit counts a user's live claims on one coupon through this index.
 CREATE INDEX claim_coupon_user_idx ON claim (coupon_id, user_id);
 -- Cursor pagination: a coupon's claims and a user's claims, oldest first.
@@ -153,7 +227,13 @@ CREATE INDEX claim_hold_idx ON claim (coupon_id, expires_at)
     WHERE status = 'claimed' AND expires_at IS NOT NULL;
 -- A coupon's expired count (the dashboard, the audit) reads only the expired claims.
 CREATE INDEX claim_expired_idx ON claim (coupon_id) WHERE status = 'expired';
-CREATE INDEX claim_event_coupon_idx ON claim_event (coupon_id);
+-- The feed's order, and a coupon's feed (which also serves the audit's counts per coupon).
+CREATE INDEX claim_event_feed_idx ON claim_event (xid, id);
+CREATE INDEX claim_event_coupon_idx ON claim_event (coupon_id, xid, id);
+CREATE INDEX coupon_event_feed_idx ON coupon_event (xid, id);
+CREATE INDEX coupon_event_coupon_idx ON coupon_event (coupon_id, xid, id);
+CREATE INDEX webhook_delivery_endpoint_idx ON webhook_delivery (endpoint_id, id);
+CREATE INDEX webhook_delivery_attempted_idx ON webhook_delivery (attempted_at);
 CREATE INDEX claim_event_claim_idx ON claim_event (claim_id);
 CREATE INDEX idempotency_key_created_idx ON idempotency_key (created_at);
 -- One live key per name: `keys revoke NAME` names exactly one.
@@ -1260,7 +1340,52 @@ BEGIN
 END;
 $$;
 
--- ---- trigger -----------------------------------------------------------------------------
+-- ---- the event feed ----------------------------------------------------------------------
+
+-- A coupon as the API shows it (CouponPublic), as of now: what is left counts the holds that
+-- are due, as every read does.
+CREATE FUNCTION coupon_public_v1(p_coupon coupon)
+    RETURNS json
+    LANGUAGE sql STABLE AS
+$$
+SELECT json_build_object(
+    'id', p_coupon.id, 'name', p_coupon.name, 'type', p_coupon.type,
+    'quantity', p_coupon.total_quantity,
+    'remaining', p_coupon.quantity + due_holds_v1(p_coupon.id, now()),
+    'claimed', p_coupon.total_quantity - p_coupon.quantity - due_holds_v1(p_coupon.id, now()),
+    'redeemed', (SELECT count(*) FROM claim AS r
+                 WHERE r.coupon_id = p_coupon.id AND r.status = 'redeemed'),
+    'per_user_limit', p_coupon.per_user_limit,
+    'starts_at', iso_utc_v1(p_coupon.starts_at), 'ends_at', iso_utc_v1(p_coupon.ends_at),
+    'paused', p_coupon.paused, 'created_at', iso_utc_v1(p_coupon.created_at),
+    'hold_seconds', p_coupon.hold_seconds)
+$$;
+
+-- Every event as the feed shows it: type, when, and `data` (the claim just after the change,
+-- the coupon as it was then, or v1's grant). A claim's fields never change but its status and
+-- the time it ended, so its data is derived from the ledger row here rather than stored.
+CREATE VIEW event_feed AS
+SELECT e.id, e.xid, e.coupon_id, 'claim.' || e.kind AS type, e.occurred_at,
+       json_build_object(
+           'id', c.id, 'coupon_id', c.coupon_id, 'user_id', c.user_id, 'code', c.code,
+           'status', CASE e.kind WHEN 'granted' THEN 'claimed' ELSE e.kind END,
+           'claimed_at', iso_utc_v1(c.claimed_at),
+           'released_at', CASE e.kind WHEN 'released' THEN iso_utc_v1(e.occurred_at) END,
+           'redeemed_at', CASE e.kind WHEN 'redeemed' THEN iso_utc_v1(e.occurred_at) END,
+           'expires_at', iso_utc_v1(c.expires_at)) AS data
+FROM claim_event AS e
+JOIN claim AS c ON c.id = e.claim_id
+UNION ALL
+SELECT v.id, v.xid, v.coupon_id, 'coupon.' || v.kind, v.occurred_at, v.data
+FROM coupon_event AS v
+UNION ALL
+-- A v1 give (the original API's grant: no claim, no code), as v1's ledger row says it.
+SELECT g.id, g.xid, g.couponid::uuid, 'coupon.given', g.given_at,
+       json_build_object('id', g.id, 'coupon_id', g.couponid::uuid, 'user_id', g.userid,
+                          'quantity_left', g.newquantity, 'given_at', iso_utc_v1(g.given_at))
+FROM coupon_given_events AS g;
+
+-- ---- triggers ----------------------------------------------------------------------------
 
 -- An insert that names only quantity (v1's shape, scripts, old clients) means "all of it is
 -- left": total_quantity defaults to quantity. A column DEFAULT cannot refer to another
@@ -1276,3 +1401,40 @@ $$;
 CREATE TRIGGER coupon_total_defaults_to_quantity
     BEFORE INSERT ON coupon
     FOR EACH ROW EXECUTE FUNCTION coupon_total_defaults_to_quantity();
+
+-- The row triggers below write a coupon's events in the transaction that changes it, so
+-- every path (v1 and v2, a PATCH, a grant, the sweeper) is covered by one definition.
+CREATE FUNCTION log_coupon_event() RETURNS trigger
+    LANGUAGE plpgsql AS
+$$
+BEGIN
+    INSERT INTO coupon_event (coupon_id, kind, data)
+    VALUES (NEW.id, TG_ARGV[0], coupon_public_v1(NEW));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER coupon_created_event
+    AFTER INSERT ON coupon
+    FOR EACH ROW EXECUTE FUNCTION log_coupon_event('created');
+-- A grant changes only quantity: its UPDATE is compared here and writes nothing.
+CREATE TRIGGER coupon_changed_event
+    AFTER UPDATE ON coupon
+    FOR EACH ROW
+    WHEN ((OLD.name, OLD.type, OLD.total_quantity, OLD.per_user_limit, OLD.starts_at,
+           OLD.ends_at, OLD.paused, OLD.hold_seconds)
+          IS DISTINCT FROM
+          (NEW.name, NEW.type, NEW.total_quantity, NEW.per_user_limit, NEW.starts_at,
+           NEW.ends_at, NEW.paused, NEW.hold_seconds))
+    EXECUTE FUNCTION log_coupon_event('updated');
+-- Once each time what is left reaches 0: the UPDATE that takes it from above 0 to 0, unless a
+-- hold is due (then the coupon is not sold out: that unit is back for the next claim). The
+-- conditions are checked in order; the count of due holds runs only on that last UPDATE.
+-- Written at commit (a deferred constraint trigger), so it comes after every other event of
+-- its transaction: the grant that took the last unit (v1 gives update the quantity before
+-- they write their ledger row) and the PATCH that cut the total.
+CREATE CONSTRAINT TRIGGER coupon_sold_out_event
+    AFTER UPDATE OF quantity ON coupon
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW
+    WHEN (OLD.quantity > 0 AND NEW.quantity = 0 AND due_holds_v1(NEW.id, now()) = 0)
+    EXECUTE FUNCTION log_coupon_event('sold_out');
