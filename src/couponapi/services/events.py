@@ -1,8 +1,9 @@
 """The event feed: every change of the ledger, oldest first, in pages that never miss one.
 
-A page is one statement over the view event_feed (claim_event and coupon_event), in
-(xid, id) order after the reader's position and only below the xmin of the statement's own
-snapshot: every transaction with a smaller id has ended, committed or not, so nothing can
+A page is one statement (events_after): the first keys after the reader's position of each
+ledger (claim_event, coupon_event, v1's coupon_given_events) in (xid, id) order, only below
+the xmin of the statement's own snapshot, then those events as the view event_feed shows
+them: every transaction with a smaller id has ended, committed or not, so nothing can
 later appear before the last event returned (docs/design.md#the-event-feed). The read takes
 no lock and no transaction id, so it neither slows a claim nor holds the horizon back.
 """

@@ -347,23 +347,51 @@ SELECT lookup, digest, name, scope FROM api_key WHERE revoked_at IS NULL;
 -- name: events_after
 -- Up to $3 events after the position ($1 xid as text, $2 id), in feed order, only of the
 -- transactions that ended before this statement's snapshot (below its xmin): no event can
--- later appear before the last one returned. Index range scans of both ledgers, merged.
--- ORDER BY names event_feed.xid: a bare `xid` would be the text output column ('999' after
--- '1000').
-SELECT id, xid::text AS xid, type, occurred_at, data::text AS data
-FROM event_feed
-WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY event_feed.xid, event_feed.id
-LIMIT $3;
+-- later appear before the last one returned. Each ledger gives its first $3 keys by its
+-- (xid, id) index, so a page costs the same however long the backlog behind it (the
+-- planner cannot estimate the horizon, and over the view it would read every row up to it
+-- before sorting); then only the page's events are read through event_feed, by id (OFFSET 0
+-- keeps that lookup a subquery of its own, by primary key, instead of a join of the whole
+-- view). A page of 100 at the end of a 300,000-event backlog: 1.6 ms, against 24-870 ms.
+SELECT f.id, f.xid::text AS xid, f.type, f.occurred_at, f.data::text AS data
+FROM ((SELECT e.xid, e.id FROM claim_event AS e
+        WHERE (e.xid, e.id) > ($1::text::xid8, $2)
+          AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY e.xid, e.id LIMIT $3)
+      UNION ALL
+      (SELECT v.xid, v.id FROM coupon_event AS v
+        WHERE (v.xid, v.id) > ($1::text::xid8, $2)
+          AND v.xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY v.xid, v.id LIMIT $3)
+      UNION ALL
+      (SELECT g.xid, g.id FROM coupon_given_events AS g
+        WHERE (g.xid, g.id) > ($1::text::xid8, $2)
+          AND g.xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY g.xid, g.id LIMIT $3)
+      ORDER BY 1, 2 LIMIT $3) AS page
+CROSS JOIN LATERAL (SELECT * FROM event_feed AS one WHERE one.id = page.id OFFSET 0) AS f
+ORDER BY page.xid, page.id;
 
 -- name: coupon_events_after
 -- events_after for one coupon ($4), through the ledgers' (coupon_id, xid, id) indexes.
-SELECT id, xid::text AS xid, type, occurred_at, data::text AS data
-FROM event_feed
-WHERE coupon_id = $4
-  AND (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY event_feed.xid, event_feed.id
-LIMIT $3;
+SELECT f.id, f.xid::text AS xid, f.type, f.occurred_at, f.data::text AS data
+FROM ((SELECT e.xid, e.id FROM claim_event AS e
+        WHERE e.coupon_id = $4 AND (e.xid, e.id) > ($1::text::xid8, $2)
+          AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY e.xid, e.id LIMIT $3)
+      UNION ALL
+      (SELECT v.xid, v.id FROM coupon_event AS v
+        WHERE v.coupon_id = $4 AND (v.xid, v.id) > ($1::text::xid8, $2)
+          AND v.xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY v.xid, v.id LIMIT $3)
+      UNION ALL
+      (SELECT g.xid, g.id FROM coupon_given_events AS g
+        WHERE g.couponid::uuid = $4 AND (g.xid, g.id) > ($1::text::xid8, $2)
+          AND g.xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY g.xid, g.id LIMIT $3)
+      ORDER BY 1, 2 LIMIT $3) AS page
+CROSS JOIN LATERAL (SELECT * FROM event_feed AS one WHERE one.id = page.id OFFSET 0) AS f
+ORDER BY page.xid, page.id;
 
 -- name: feed_position_reached
 -- Whether transaction id $1 has been handed out yet (a cursor ahead of it is not ours).
@@ -433,9 +461,17 @@ WHERE w.id = (
     SELECT d.id FROM webhook_endpoint AS d
     WHERE d.disabled_at IS NULL AND d.next_attempt_at <= now()
       AND (d.leased_until IS NULL OR d.leased_until < now())
-      AND EXISTS (SELECT 1 FROM event_feed AS f
-                  WHERE (f.xid, f.id) > (d.after_xid, d.after_id)
-                    AND f.xid < pg_snapshot_xmin(pg_current_snapshot()))
+      -- Something to send: a ledger row after its position, below the horizon (an index
+      -- probe into each ledger, as events_after reads them).
+      AND (EXISTS (SELECT 1 FROM claim_event AS e
+                   WHERE (e.xid, e.id) > (d.after_xid, d.after_id)
+                     AND e.xid < pg_snapshot_xmin(pg_current_snapshot()))
+           OR EXISTS (SELECT 1 FROM coupon_event AS v
+                      WHERE (v.xid, v.id) > (d.after_xid, d.after_id)
+                        AND v.xid < pg_snapshot_xmin(pg_current_snapshot()))
+           OR EXISTS (SELECT 1 FROM coupon_given_events AS g
+                      WHERE (g.xid, g.id) > (d.after_xid, d.after_id)
+                        AND g.xid < pg_snapshot_xmin(pg_current_snapshot())))
     ORDER BY d.next_attempt_at
     LIMIT 1
     FOR UPDATE SKIP LOCKED)
