@@ -29,13 +29,12 @@ from couponapi.config import Settings
 from couponapi.dashboard.routes import Dashboard
 from couponapi.db.pool import create_pool
 from couponapi.db.session_defaults import apply_timeouts_if_reachable
-from couponapi.domain.webhooks import WebhookPolicy
 from couponapi.identity.authenticator import Authenticator, verifier_of
 from couponapi.identity.keyring import KeyRing
 from couponapi.services.claims import sweep_expired_keys_forever
 from couponapi.services.holds import sweep_holds_forever
 from couponapi.services.keys import live_keys
-from couponapi.services.webhook_sender import WebhookSender
+from couponapi.services.webhook_sender import policy_of
 from couponapi.strategies import check_claim_strategy
 
 API_INFO = {
@@ -63,12 +62,10 @@ def create_app(settings: Settings) -> Starlette:
         # Every expiry's ledger row within seconds, in every worker (services/holds.py).
         holds = asyncio.create_task(sweep_holds_forever(app.state.pool))
         keys = asyncio.create_task(keyring.refresh_forever())
-        # The feed to every webhook endpoint, off the claim path (services/webhook_sender.py).
-        sender = asyncio.create_task(WebhookSender(app.state.pool, webhook_policy).run_forever())
         try:
             yield
         finally:
-            for task in (sampler, sweeper, holds, keys, sender):
+            for task in (sampler, sweeper, holds, keys):
                 task.cancel()
             await app.state.pool.close()
 
@@ -76,9 +73,6 @@ def create_app(settings: Settings) -> Starlette:
     keyring = KeyRing(lambda: live_keys(app.state.pool))
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     authenticator = Authenticator(admin_token, keyring, verifier_of(settings))
-    webhook_policy = WebhookPolicy.of(
-        settings.webhook_hosts, settings.webhook_timeout_s, settings.webhook_retry_s
-    )
     v1_on = settings.v1_access != "off"  # off: v1's routes are not served at all (404)
 
     generator = DocumentGenerator(API_INFO)
@@ -115,7 +109,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.authenticator = authenticator
     app.state.keyring = keyring
-    app.state.webhook_policy = webhook_policy
+    # Webhooks are delivered by serve's sender process (services/webhook_sender.py).
+    app.state.webhook_policy = policy_of(settings)
     return app
 
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,6 +64,10 @@ def serve(settings: Settings) -> None:
     already running (`couponapi db start`) is neither watched nor stopped: it is not ours."""
     url, started = database_url(settings)
     supervisor: subprocess.Popen[bytes] | None = None
+    # The webhook sender, a process of its own at a lower CPU priority (started again if it
+    # dies): delivering never takes a worker's event loop from the claims.
+    sender = KeptRunning([sys.executable, "-m", "couponapi.services.webhook_sender",
+                          str(os.getpid())])  # fmt: skip
     try:
         applied = asyncio.run(_prepare(url, settings))
         if applied:
@@ -75,8 +80,10 @@ def serve(settings: Settings) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         if started is not None:
             supervisor = _supervise(started, settings)
+        sender.start()
         servers.run(settings, log_config(settings.log_level))
     finally:
+        sender.stop()
         if supervisor is not None:
             # First: it must not start the server again while we stop it.
             supervisor.terminate()
@@ -86,6 +93,44 @@ def serve(settings: Settings) -> None:
         if state := os.environ.pop("COUPONAPI_SUPERVISOR_STATE", None):
             Path(state).unlink(missing_ok=True)
         shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)
+
+
+class KeptRunning:
+    """A child process, started again (after RESTART_S) whenever it exits, until stop()."""
+
+    RESTART_S = 1.0
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+        self.watcher = threading.Thread(target=self._keep_running, daemon=True)
+
+    def start(self) -> None:
+        """Start the process, and the thread that starts it again."""
+        self.process = subprocess.Popen(self.command)
+        self.watcher.start()
+
+    def _keep_running(self) -> None:
+        while not self.stopping.is_set():
+            assert self.process is not None
+            code = self.process.wait()
+            if self.stopping.wait(self.RESTART_S):
+                return
+            print(f"{self.command[2]} exited ({code}): starting it again", flush=True)
+            self.process = subprocess.Popen(self.command)
+
+    def stop(self) -> None:
+        """Stop the process for good (SIGTERM, then SIGKILL after 10 s)."""
+        self.stopping.set()
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _supervise(server: EmbeddedPostgres, settings: Settings) -> subprocess.Popen[bytes]:

@@ -1,9 +1,10 @@
-"""The worker delivering to a webhook endpoint SIGKILLed mid-delivery: nothing is skipped.
+"""The webhook sender SIGKILLed mid-delivery: nothing is skipped.
 
 A real `couponapi serve --workers 2` delivers the feed to a slow receiver (every answer takes
-a while, so a delivery is in flight); the worker holding the endpoint's lease is killed while
-one is. It had recorded nothing of that run, so when its lease runs out another sender sends
-those events again with the same webhook-id: every event arrives at least once, the first
+a while, so a delivery is in flight); its sender process, which holds the endpoint's lease, is
+killed while one is. It had recorded nothing of that run; serve starts a new sender, which
+takes the endpoint when the dead one's lease runs out and sends those events again with the
+same webhook-id: every event arrives at least once, the first
 arrivals are the feed in order, and a repeat only carries an id that arrived before.
 """
 
@@ -34,9 +35,10 @@ ENV = {
 }
 
 
-def workers(server_pid: int) -> list[int]:
-    """The server's worker processes (as tests/faults/test_worker_killed.py finds them)."""
-    return [pid for pid in children_of(server_pid) if "resource_tracker" not in cmdline(pid)]
+def sender_of(server_pid: int) -> int:
+    """The pid of serve's webhook sender process."""
+    (pid,) = [pid for pid in children_of(server_pid) if "webhook_sender" in cmdline(pid)]
+    return pid
 
 
 def first_arrivals(arrivals: list[Arrival]) -> list[Arrival]:
@@ -56,7 +58,7 @@ async def test_sender_killed_mid_delivery(database_url: str, pool: asyncpg.Pool)
         with running_server(database_url, workers=2, env=ENV) as server:
             async with httpx.AsyncClient(base_url=server.base_url, headers=ADMIN) as api:
                 feed = await make_events(api, receiver)
-                # No request after the kill: this client's connection may be the dead worker's.
+                # No request after the kill (the server was only ever asked before it).
                 killed, victim = await kill_in_flight(pool, receiver, server.process.pid)
 
                 async def caught_up() -> bool:
@@ -66,10 +68,12 @@ async def test_sender_killed_mid_delivery(database_url: str, pool: asyncpg.Pool)
                     )  # fmt: skip
 
                 assert await wait_until(caught_up, seconds=90), "the feed was not delivered"
+                successor = sender_of(server.process.pid)  # serve started a new one
     finally:
         await receiver.stop()
 
     assert victim in killed
+    assert successor != victim
     arrivals = receiver.arrivals
     assert all(a.verified for a in arrivals)
     assert all(a.webhook_id == f"evt_{a.body['id']}" for a in arrivals)
@@ -111,10 +115,9 @@ async def make_events(api: httpx.AsyncClient, receiver: Receiver) -> list[dict[s
 async def kill_in_flight(
     pool: asyncpg.Pool, receiver: Receiver, server_pid: int
 ) -> tuple[dict[int, str], int]:
-    """SIGKILL the worker whose delivery is in flight; {pid: webhook-id in flight when it
+    """SIGKILL the sender while its delivery is in flight; {pid: webhook-id in flight when it
     was killed} and the pid."""
-    running = workers(server_pid)
-    assert len(running) == 2
+    sender = sender_of(server_pid)
 
     async def some_arrived() -> bool:
         return len(receiver.arrivals) >= 3
@@ -132,7 +135,7 @@ async def kill_in_flight(
         if leased_by is None or flying[0].status is not None:
             return False
         pid = int(leased_by.split("/")[1])
-        assert pid in running, (leased_by, running)
+        assert pid == sender, (leased_by, sender)
         os.kill(pid, signal.SIGKILL)
         killed[pid] = flying[0].webhook_id
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,6 +21,7 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from couponapi.config import Settings
+from couponapi.services.webhook_sender import WebhookSender, policy_of
 from tests.support import app_client
 from tests.v2_support import ADMIN, JWT_SECRET, TOKEN, V2, as_user, create_coupon
 from tests.webhook_receiver import Receiver, Reply, eventually, read_feed
@@ -40,6 +42,23 @@ def webhook_settings(database_url: str, retry_s: str = "0.5,0.5,0.5") -> Setting
     )
 
 
+@asynccontextmanager
+async def delivering(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process with `settings`, and beside it the sender `serve` runs in a process
+    of its own (here a task, on a pool of its own); requests carry the admin token."""
+    async with (
+        app_client(settings, auth=TOKEN) as client,
+        asyncpg.create_pool(settings.database_url, min_size=1, max_size=5) as pool,
+    ):
+        sender = asyncio.create_task(WebhookSender(pool, policy_of(settings)).run_forever())
+        try:
+            yield client
+        finally:
+            sender.cancel()
+            with suppress(asyncio.CancelledError):
+                await sender
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     hooks = Receiver()
@@ -53,7 +72,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 @pytest.fixture
 async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app with webhook_settings, its sender running; requests carry the admin token."""
-    async with app_client(webhook_settings(database_url), auth=TOKEN) as client:
+    async with delivering(webhook_settings(database_url)) as client:
         yield client
 
 
@@ -376,7 +395,7 @@ async def test_a_receiver_not_listening_gets_everything_once_it_is_up(
 ) -> None:
     await receiver.stop()
     settings = webhook_settings(database_url, retry_s=",".join(["0.3"] * 12))
-    async with app_client(settings, auth=TOKEN) as api:
+    async with delivering(settings) as api:
         endpoint = await register(api, receiver, "/hook")
         coupon_id = await create_coupon(api, quantity=5)
         assert (await claim(api, coupon_id, "a")).status_code == 201
@@ -415,7 +434,7 @@ async def test_failing_through_the_schedule_disables_and_enabling_resumes(
     database_url: str, receiver: Receiver
 ) -> None:
     receiver.otherwise["/hook"] = Reply(500, "nope")
-    async with app_client(webhook_settings(database_url, "0.2,0.2,0.2"), auth=TOKEN) as api:
+    async with delivering(webhook_settings(database_url, "0.2,0.2,0.2")) as api:
         endpoint = await register(api, receiver, "/hook")
         coupon_id = await create_coupon(api, quantity=5)
 

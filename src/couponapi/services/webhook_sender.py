@@ -1,8 +1,11 @@
 """The webhook sender: every event of the feed to every endpoint, at least once, in feed order.
 
-It runs in every server process (create_app's lifespan), off the claim path: a grant writes
-its ledger rows and nothing else; the sender reads them from the feed afterwards. One run
-of a sender on one endpoint:
+`serve` runs it as a process of its own (`python -m couponapi.services.webhook_sender`,
+started again if it dies), off the claim path: a grant writes its ledger rows and nothing
+else; the sender reads them from the feed afterwards. It runs at a lower CPU priority
+(nice NICE) than the workers: delivering yields to claiming, so a crowd that takes every core
+gets them, and the sender catches up as soon as it eases (docs/performance.md has the lag).
+One run of a sender on one endpoint:
 
 1. lease it (lease_webhook): one endpoint that is enabled, due and has events, taken with
    FOR UPDATE SKIP LOCKED and marked leased_by/leased_until in a statement of its own, so
@@ -24,9 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import os
 import secrets
+import signal
 import socket
+import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -37,10 +43,13 @@ import asyncpg
 import msgspec
 from standardwebhooks.webhooks import Webhook
 
+from couponapi.config import Settings
+from couponapi.db.pool import create_pool
 from couponapi.db.queries import query
 from couponapi.domain.errors import InvalidWebhook
 from couponapi.domain.events import Event, EventBody, FeedPosition
 from couponapi.domain.webhooks import Attempt, WebhookPolicy
+from couponapi.logs import log_config
 from couponapi.services.events import read_feed
 
 log = logging.getLogger(__name__)
@@ -48,7 +57,9 @@ log = logging.getLogger(__name__)
 BATCH = 100  # events read per run
 RESPONSE_EXCERPT = 1024  # characters of an answer kept in the log
 IDLE_S = 0.25  # pause when no endpoint has anything to send
-LANES = 2  # endpoints one process delivers to at once
+LANES = 4  # endpoints one process delivers to at once
+NICE = 10  # CPU priority below the workers' (0): claims first
+POOL_SIZE = LANES + 1  # a connection per lane, and one for the log trimmer
 RETENTION_SWEEP_S = 600.0  # how often the delivery log is trimmed to 30 days
 
 
@@ -220,3 +231,37 @@ class WebhookSender:
             for _ in range(LANES):
                 group.create_task(self.lane_forever(session))
             group.create_task(self.trim_log_forever())
+
+
+async def _deliver_until_orphaned(settings: Settings, parent: int) -> None:
+    pool = await create_pool(settings.database_url or "", settings)
+    sender = asyncio.create_task(WebhookSender(pool, policy_of(settings)).run_forever())
+    try:
+        while os.getppid() == parent:  # noqa: ASYNC110 (polled: the parent's death sets nothing)
+            await asyncio.sleep(1.0)  # never outlive serve
+    finally:
+        sender.cancel()
+        await pool.close()
+
+
+def policy_of(settings: Settings) -> WebhookPolicy:
+    """The operator's webhook policy, from the settings."""
+    return WebhookPolicy.of(
+        settings.webhook_hosts, settings.webhook_timeout_s, settings.webhook_retry_s
+    )
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: `python -m couponapi.services.webhook_sender PARENT_PID` (serve starts it,
+    with the workers' environment: DATABASE_URL and every COUPONAPI_* setting)."""
+    os.nice(NICE)
+    settings = Settings(pool_size=POOL_SIZE)
+    logging.config.dictConfig(log_config(settings.log_level))
+    # Ctrl-C reaches the whole process group: serve decides when we stop (SIGTERM).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with suppress(KeyboardInterrupt):
+        asyncio.run(_deliver_until_orphaned(settings, int(argv[0])))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
