@@ -41,8 +41,13 @@ MAX_CLAIMS = 3_000
 
 
 def workers(server_pid: int) -> list[int]:
-    """The server's worker processes, for uvicorn (spawned) and granian (forked) alike."""
-    return [pid for pid in children_of(server_pid) if "resource_tracker" not in cmdline(pid)]
+    """The server's worker processes, for uvicorn (spawned) and granian (forked) alike: not
+    multiprocessing's resource tracker, nor serve's webhook sender."""
+    return [
+        pid
+        for pid in children_of(server_pid)
+        if not any(other in cmdline(pid) for other in ("resource_tracker", "webhook_sender"))
+    ]
 
 
 async def test_worker_killed_mid_load(database_url: str, pool: asyncpg.Pool) -> None:
