@@ -37,6 +37,7 @@ OPS = 250  # operations per writer process
 READ_S = 120.0  # the reader's bound, end to end
 MAX_POLLS = 20_000  # and in polls
 HELD_ROUNDS = 8
+LAPSING = 3  # holds that the test itself lets run out
 ALLOWED = {
     ("claim", 201, ""), ("claim", 409, "sold-out"), ("claim", 409, "limit-reached"),
     ("release", 200, ""), ("release", 409, "expired"),
@@ -200,6 +201,14 @@ async def test_one_reader_sees_every_event_once_in_order(
         await new_coupon(http, server, 30, per_user_limit=2, hold_seconds=1),
     ]
     side = await new_coupon(http, server, 100, per_user_limit=100)  # the held claims' coupon
+    # Whatever the writers' luck, some holds run out and a coupon sells out: this one's
+    # LAPSING units are all claimed here (sold out), and their holds lapse during the run.
+    lapsing = await new_coupon(http, server, LAPSING, hold_seconds=1)
+    for n in range(LAPSING):
+        body = {"user_id": f"lapsing-{n}"}
+        url = f"{server.base_url}{V2}/coupons/{lapsing}/claims"
+        async with http.post(url, json=body, headers=ADMIN) as granted:
+            assert granted.status == 201, await granted.text()
     reader = Reader(http, f"{server.base_url}{V2}/events")
     deadline = time.monotonic() + READ_S
     stop = asyncio.Event()
@@ -254,7 +263,9 @@ async def test_one_reader_sees_every_event_once_in_order(
     assert held_grants == await pool.fetchval(
         "SELECT count(*) FROM claim WHERE user_id LIKE 'held-%'"
     )
-    assert types["claim.granted"] == answered["claim", 201, ""] + held_grants
+    assert types["claim.granted"] == answered["claim", 201, ""] + held_grants + LAPSING
+    assert types["claim.expired"] >= LAPSING
+    assert types["coupon.sold_out"] >= 1
     assert types["claim.released"] == answered["release", 200, ""]
     assert types["claim.redeemed"] == answered["redeem", 200, ""]
     assert types["coupon.given"] == answered["give", 200, ""]

@@ -36,7 +36,7 @@ async def test_keys_create_list_revoke(database_url: str, pool: asyncpg.Pool) ->
     assert bytes(stored["digest"]) == digest_of(key)
     everything = await pool.fetchval("SELECT string_agg(t::text, ' ') FROM api_key t")
     assert key not in everything
-    assert key.split("_")[2] not in everything
+    assert key.split("_", 2)[2] not in everything  # the secret may itself hold "_"
     async with v2_client(database_url) as client:
         coupon_id = await create_coupon(client)
         url = f"{V2}/coupons/{coupon_id}/claims"

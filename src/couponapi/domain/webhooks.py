@@ -112,13 +112,13 @@ class WebhookPolicy:
         """`url` if deliveries may go there; InvalidWebhook saying why not."""
         if len(url) > MAX_URL or _CONTROL_OR_SPACE.search(url):
             raise InvalidWebhook(f"url must be at most {MAX_URL} characters with no spaces")
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - parsing the port is part of the check
+        except ValueError as error:  # an unclosed "[", a port that is not a number
+            raise InvalidWebhook(f"url is not a valid URL: {error}") from None
         if parts.scheme not in ("http", "https"):
             raise InvalidWebhook(f"url must be http:// or https://, not {parts.scheme or url!r}")
-        try:
-            parts.port  # noqa: B018 - parsing the port is the check
-        except ValueError:
-            raise InvalidWebhook("url has an invalid port") from None
         if not parts.hostname:
             raise InvalidWebhook("url must name a host")
         if parts.username is not None or parts.password is not None:
