@@ -75,13 +75,13 @@ async def _cpu_per_claim(
     ]  # fmt: skip
     for arguments in batches[:WARM_CALLS]:
         await connection.fetchval(call, *arguments)
-    before = _backend_cpu(connection)
+    before = backend_cpu(connection)
     for arguments in batches[WARM_CALLS:]:
         await connection.fetchval(call, *arguments)
-    return (_backend_cpu(connection) - before) / (CLAIMS // size * size) * 1e6
+    return (backend_cpu(connection) - before) / (CLAIMS // size * size) * 1e6
 
 
-def _backend_cpu(connection: asyncpg.Connection) -> float:
+def backend_cpu(connection: asyncpg.Connection) -> float:
     """CPU seconds so far of the connection's backend (PostgreSQL runs on this machine)."""
     return cpu_seconds(Path(f"/proc/{connection.get_server_pid()}/stat").read_text())
 

@@ -1,4 +1,4 @@
-"""v2 claims one at a time with the PL/pgSQL function claim_coupons_v2 (arrays of one).
+"""v2 claims one at a time with claim_coupons_v2 (claim_batch_v1 on one coupon, arrays of one).
 
 Isolation: READ COMMITTED; the call is one statement, so one implicit transaction.
 Locks: the coupon row (FOR NO KEY UPDATE), then the idempotency key, then claim rows (the

@@ -1,23 +1,24 @@
 """v2 claims with group commit: concurrent claims for any coupons share one transaction.
 
-Isolation: READ COMMITTED; each batch is one call of claim_coupons_many_v1 (migration 0007),
-one statement, so one transaction, one round trip and one WAL flush for up to MAX_BATCH
-claims over any number of coupons.
+Isolation: READ COMMITTED; each batch is one call of claim_coupons_many_v1, one statement,
+so one transaction, one round trip and one WAL flush for up to MAX_BATCH claims over any
+number of coupons.
 Locks: per process, one GroupCommitter lane gathers claims for any coupon in arrival order
 (those that arrive while the previous batch commits, up to MAX_BATCH) with one batch in
-flight, so a process keeps at most one connection on a hot coupon row. In the database the
-batch is grouped by coupon, and the groups are claimed in ascending coupon id, each by one
-call of claim_coupons_v2 with its claims in arrival order: it locks the coupon row, then
-idempotency keys (sorted), then claim rows, and decides the group against what the previous
-holder committed, so neither the quantity nor a per-user limit can be exceeded, whatever the
-number of processes or machines. Every batch takes coupon rows in the same ascending order,
-so batches sharing coupons do not deadlock (comments at the locks in schema.sql). Every rule
-(window, pause, limit, keys, codes) and every outcome's meaning lives once: in
-claim_coupons_v2 and couponapi.domain.claims.claim_result, shared with `function`.
+flight, so a process keeps at most one connection on a hot coupon row. In the database
+claim_batch_v1 decides the whole batch at once: it locks the batch's coupon rows in ascending
+id, then idempotency keys (sorted), then claim rows, and decides every coupon's claims in
+arrival order against what the previous holder committed, so neither the quantity nor a
+per-user limit can be exceeded, whatever the number of processes or machines. Every batch
+takes coupon rows in the same ascending order, so batches sharing coupons do not deadlock
+(comments at the locks in schema.sql). Every rule (window, pause, limit, keys, codes) and
+every outcome's meaning lives once: in claim_batch_v1 and couponapi.domain.claims.claim_result,
+shared with `function`.
 Durability: a caller is answered only after its batch committed.
 How it fails: a refusal is that claim's own outcome (SoldOut, LimitReached, NotActive,
-IdempotencyKeyConflict, CouponNotFound). A coupon's group that fails is rolled back alone and
-fails only its own claims (strategies.groups); the other coupons' claims commit. A group that
+IdempotencyKeyConflict, CouponNotFound). When anything in the batch fails, the database decides
+it again coupon by coupon: a coupon's group that fails is rolled back alone and fails only its
+own claims (strategies.groups); the other coupons' claims commit. A group that
 failed on a code collision (claim_code_unique) is retried once with fresh codes, in a second
 call. A batch whose transaction fails as a whole (statement timeout, PostgreSQL gone) fails
 all of its claims and writes nothing. A transient cause (lock or statement timeout,

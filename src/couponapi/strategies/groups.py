@@ -1,8 +1,9 @@
 """A batch across coupons as the database answers it: which coupons' groups failed, and why.
 
-give_coupons_many_v1 and claim_coupons_many_v1 (migration 0007) run each coupon's group of a
-batch in its own subtransaction. A group that fails is rolled back alone and answered
-'failed' with the error's SQLSTATE, message and constraint; the other groups commit. Here
+give_coupons_many_v1 runs each coupon's group of a batch in its own subtransaction, and so
+does claim_coupons_many_v1 when the whole batch at once failed. A group that fails is rolled
+back alone and answered 'failed' with the error's SQLSTATE, message and constraint; the
+other groups commit. Here
 that error is rebuilt as the asyncpg exception PostgreSQL raised, and each of the group's
 claims gets a `BatchFailed` whose cause it is: the same error a failed single-coupon batch
 gave, so `strategies.batcher.submit` answers it the same way (a lock timeout as a lock
